@@ -1,0 +1,109 @@
+"""Names shared by the Pulumi program, the Lambda handlers and the local cloud.
+
+Every Lambda is configured only through environment variables; their names live
+here so infra (which sets them) and lambdas (which read them) cannot drift apart.
+"""
+
+from __future__ import annotations
+
+# --- environment variable names -------------------------------------------
+MODEL_NAME = "MLOPS_MODEL_NAME"  # short model name, prefix of job/model names
+RAW_BUCKET = "MLOPS_RAW_BUCKET"
+ARTIFACTS_BUCKET = "MLOPS_ARTIFACTS_BUCKET"
+CAPTURE_BUCKET = "MLOPS_CAPTURE_BUCKET"
+KMS_KEY_ARN = "MLOPS_KMS_KEY_ARN"
+SAGEMAKER_ROLE_ARN = "MLOPS_SAGEMAKER_ROLE_ARN"
+MODEL_PACKAGE_GROUP = "MLOPS_MODEL_PACKAGE_GROUP"
+ENDPOINT_NAME = "MLOPS_ENDPOINT_NAME"
+IDEMPOTENCY_TABLE = "MLOPS_IDEMPOTENCY_TABLE"
+ALERT_TOPIC_ARN = "MLOPS_ALERT_TOPIC_ARN"
+
+# training
+TRAINING_BACKEND = "MLOPS_TRAINING_BACKEND"  # "sagemaker" | "ec2"
+TRAINING_IMAGE_URI = "MLOPS_TRAINING_IMAGE_URI"
+TRAINING_INSTANCE_TYPE = "MLOPS_TRAINING_INSTANCE_TYPE"
+TRAINING_MAX_SECONDS = "MLOPS_TRAINING_MAX_SECONDS"
+TRAINING_HYPERPARAMETERS = "MLOPS_TRAINING_HYPERPARAMETERS"  # JSON object
+CODE_S3_URI = "MLOPS_CODE_S3_URI"  # s3://.../code/jobs.tar.gz
+SUBNET_IDS = "MLOPS_SUBNET_IDS"  # comma separated, optional
+SECURITY_GROUP_IDS = "MLOPS_SECURITY_GROUP_IDS"  # comma separated, optional
+NETWORK_ISOLATION = "MLOPS_NETWORK_ISOLATION"  # "true" | "false"
+LAUNCH_TEMPLATE_ID = "MLOPS_LAUNCH_TEMPLATE_ID"  # EC2 backend
+
+# promotion gate
+PRIMARY_METRIC = "MLOPS_PRIMARY_METRIC"  # optional override of evaluation.json's
+PROMOTION_MARGIN = "MLOPS_PROMOTION_MARGIN"  # challenger must beat champion by this
+MIN_MINORITY_RECALL = "MLOPS_MIN_MINORITY_RECALL"
+
+# serving (the control plane creates endpoint configs with these settings)
+SERVING_IMAGE_URI = "MLOPS_SERVING_IMAGE_URI"
+ENDPOINT_MODE = "MLOPS_ENDPOINT_MODE"  # "serverless" | "instance"
+SERVERLESS_MEMORY_MB = "MLOPS_SERVERLESS_MEMORY_MB"
+SERVERLESS_MAX_CONCURRENCY = "MLOPS_SERVERLESS_MAX_CONCURRENCY"
+ENDPOINT_INSTANCE_TYPE = "MLOPS_ENDPOINT_INSTANCE_TYPE"
+ENDPOINT_INSTANCE_COUNT = "MLOPS_ENDPOINT_INSTANCE_COUNT"
+CAPTURE_SAMPLE_PERCENT = "MLOPS_CAPTURE_SAMPLE_PERCENT"
+ROLLBACK_ALARM_NAMES = "MLOPS_ROLLBACK_ALARM_NAMES"  # comma separated
+CANARY_PERCENT = "MLOPS_CANARY_PERCENT"
+AUTOSCALING_MIN = "MLOPS_AUTOSCALING_MIN"
+AUTOSCALING_MAX = "MLOPS_AUTOSCALING_MAX"
+AUTOSCALING_TARGET = "MLOPS_AUTOSCALING_TARGET"  # invocations per instance
+
+# drift
+DRIFT_THRESHOLD = "MLOPS_DRIFT_THRESHOLD"
+DRIFT_ALARM_NAME = "MLOPS_DRIFT_ALARM_NAME"
+METRIC_NAMESPACE = "MLOPS_METRIC_NAMESPACE"
+DRIFT_MIN_ROWS = "MLOPS_DRIFT_MIN_ROWS"  # fewer captured rows: wait for more traffic
+
+# control plane (added with issue 4)
+IDEMPOTENCY_TTL_DAYS = "MLOPS_IDEMPOTENCY_TTL_DAYS"  # how long a data version stays "done"
+CAPTURE_ENABLED = "MLOPS_CAPTURE_ENABLED"  # "auto" (instance only) | "true" | "false"
+
+# --- fixed names and layout ------------------------------------------------
+INCOMING_PREFIX = "incoming/"
+TRAINING_PREFIX = "training/"
+CODE_PREFIX = "code/"
+LINEAGE_PREFIX = "lineage/"
+CODE_BUNDLE_KEY = "code/jobs.tar.gz"
+DRIFT_STATE_KEY_PREFIX = "drift-state/"  # artifacts bucket: last capture key read
+
+MODEL_FILE = "model.joblib"
+EVALUATION_FILE = "evaluation.json"
+BASELINE_FILE = "baseline.json"
+REPORT_FILE = "report.html"
+
+DEFAULT_METRIC_NAMESPACE = "MLOps"
+DRIFT_METRIC_NAME = "FeatureDriftPSI"  # dimensions: Model, Feature ("_max" for the max)
+EVENT_SOURCE = "mlops.control-plane"  # source of manual/drift requests
+RETRAIN_REQUEST = "RetrainRequest"  # detail-type of a manual retrain request
+PROMOTE_REQUEST = "PromoteRequest"  # detail-type of a manual promote request
+# detail-type of SageMaker's training state events; the EC2 training host sends the same
+# detail-type (source EVENT_SOURCE) so one rule and one code path serve both backends
+TRAINING_STATE_CHANGE = "SageMaker Training Job State Change"
+DEFAULT_SKLEARN_IMAGE_TAG = "1.4-2-cpu-py3"  # sagemaker-scikit-learn framework image tag
+VARIANT_NAME = "AllTraffic"
+
+DEFAULTS: dict[str, str] = {
+    TRAINING_BACKEND: "sagemaker",
+    TRAINING_INSTANCE_TYPE: "ml.m5.large",
+    TRAINING_MAX_SECONDS: "3600",
+    TRAINING_HYPERPARAMETERS: "{}",
+    NETWORK_ISOLATION: "false",
+    PROMOTION_MARGIN: "0.01",
+    MIN_MINORITY_RECALL: "0.5",
+    ENDPOINT_MODE: "serverless",
+    SERVERLESS_MEMORY_MB: "2048",
+    SERVERLESS_MAX_CONCURRENCY: "5",
+    ENDPOINT_INSTANCE_TYPE: "ml.m5.large",
+    ENDPOINT_INSTANCE_COUNT: "1",
+    CAPTURE_SAMPLE_PERCENT: "100",
+    CANARY_PERCENT: "10",
+    AUTOSCALING_MIN: "1",
+    AUTOSCALING_MAX: "4",
+    AUTOSCALING_TARGET: "200",
+    DRIFT_THRESHOLD: "0.2",
+    METRIC_NAMESPACE: DEFAULT_METRIC_NAMESPACE,
+    DRIFT_MIN_ROWS: "50",
+    IDEMPOTENCY_TTL_DAYS: "365",
+    CAPTURE_ENABLED: "auto",
+}
