@@ -1,0 +1,458 @@
+"""Compare captured traffic with the champion's training data (PSI per feature).
+
+``handler(event, context)`` runs on a schedule (any event is accepted: it only starts a
+run). A run:
+
+1. finds the champion: the model the endpoint serves now (endpoint -> endpoint config ->
+   model -> ``ModelDataUrl``) and reads ``baseline.json`` out of its ``model.tar.gz``;
+2. reads the capture files written since the last run: per variant, keys after the last
+   key processed (``s3://<artifacts>/drift-state/<model>.json``); SageMaker's key layout
+   ``<endpoint>/<variant>/YYYY/MM/DD/HH/<MM-SS-mmm>-<uuid>.jsonl`` sorts by time;
+3. bins each feature's captured values with the baseline's bins and computes PSI;
+4. publishes ``FeatureDriftPSI`` per feature and for ``_max`` (dimensions Model, Feature);
+5. over ``MLOPS_DRIFT_THRESHOLD``: alerts and sets the drift alarm to ALARM; the alarm's
+   EventBridge rule invokes the retrain function (``CloudWatch Alarm State Change``).
+
+No endpoint or champion, no new traffic, too little traffic, unreadable files: a clear
+logged outcome, never an exception. Too little traffic (fewer than
+``MLOPS_DRIFT_MIN_ROWS`` rows) does not move the state, so rows add up across runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import math
+import os
+import tarfile
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from lambdas import constants as c
+from lambdas.common import (
+    Clients,
+    Config,
+    JsonDict,
+    error_code,
+    error_text,
+    get_json,
+    iso,
+    publish_alert,
+    put_json,
+    read_tar_members,
+    utcnow,
+)
+
+logger = Logger(service="mlops-drift")
+
+EPSILON = 1e-4  # stands in for an empty bin's proportion (PSI's log needs > 0)
+MAX_FILES_PER_RUN = 500
+_MISSING = object()
+
+
+# --- PSI (pure) ----------------------------------------------------------------------------
+
+
+def psi(expected: Sequence[float], actual: Sequence[float], epsilon: float = EPSILON) -> float:
+    """Population stability index of two distributions over the same bins.
+
+    ``sum((a - e) * ln(a / e))`` with each proportion floored at ``epsilon``.
+    """
+    if len(expected) != len(actual):
+        raise ValueError(f"{len(expected)} expected bins but {len(actual)} actual bins")
+    total = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        e, a = max(float(e), epsilon), max(float(a), epsilon)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is _MISSING:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and not value.strip()
+
+
+def _as_float(value: Any) -> float | None:
+    """A finite number, else None (missing, as training counts NaN and infinities)."""
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _category(value: Any) -> str:
+    """As ``jobs.inference.category_value``: whole floats lose ``.0``, bools are words."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def bin_proportions(
+    spec: Mapping[str, Any], values: Iterable[Any]
+) -> tuple[list[float], list[float]]:
+    """``(expected, actual)`` proportions of one feature over the baseline's bins.
+
+    Numeric spec: ``x`` is in bin ``i`` when ``edges[i] <= x < edges[i+1]`` (as
+    ``jobs.evaluate.feature_baseline`` bins training data), then a ``missing`` bin
+    (absent, empty, NaN, infinite or non-numeric values).
+    Categorical spec: one bin per category, an ``other`` bin (unseen categories), a
+    ``missing`` bin.
+    """
+    values = list(values)
+    n = len(values)
+    kind = spec.get("type")
+    if kind == "numeric":
+        edges = [float(e) for e in spec["edges"]]
+        expected = [float(p) for p in spec["proportions"]]
+        if len(expected) != len(edges) - 1:
+            raise ValueError(f"{len(edges)} edges but {len(expected)} proportions")
+        counts = [0] * (len(expected) + 1)
+        for value in values:
+            x = None if _is_missing(value) else _as_float(value)
+            if x is None:
+                counts[-1] += 1
+            else:
+                counts[min(max(bisect_right(edges, x) - 1, 0), len(expected) - 1)] += 1
+        expected.append(float(spec.get("missing", 0.0)))
+    elif kind == "categorical":
+        categories = [_category(cat) for cat in spec["categories"]]
+        expected = [float(p) for p in spec["proportions"]]
+        if len(expected) != len(categories):
+            raise ValueError(f"{len(categories)} categories but {len(expected)} proportions")
+        index = {cat: i for i, cat in enumerate(categories)}
+        counts = [0] * (len(categories) + 2)  # ..., other, missing
+        for value in values:
+            if _is_missing(value):
+                counts[-1] += 1
+            else:
+                counts[index.get(_category(value), len(categories))] += 1
+        expected += [float(spec.get("other", 0.0)), float(spec.get("missing", 0.0))]
+    else:
+        raise ValueError(f"unknown feature type {kind!r}")
+    actual = [count / n for count in counts] if n else [0.0] * len(counts)
+    return expected, actual
+
+
+def feature_psi(spec: Mapping[str, Any], values: Iterable[Any]) -> float:
+    expected, actual = bin_proportions(spec, values)
+    return psi(expected, actual)
+
+
+# --- capture files (pure) ---------------------------------------------------------------------
+
+
+def _rows_from_payload(content_type: str, text: str, features: Sequence[str]) -> list[list[Any]]:
+    """Rows (in ``features`` order) of one request body, per docs/contracts.md "Serving"."""
+    if "json" in content_type:
+        doc = json.loads(text)
+        instances = doc.get("instances", doc) if isinstance(doc, dict) else doc
+        if isinstance(instances, dict) or (
+            isinstance(instances, list) and instances and not isinstance(instances[0], list | dict)
+        ):
+            instances = [instances]  # a single row
+        if not isinstance(instances, list):
+            raise ValueError("JSON body has no list of instances")
+        rows = []
+        for instance in instances:
+            if isinstance(instance, dict):
+                rows.append([instance.get(f, _MISSING) for f in features])
+            elif isinstance(instance, list):
+                if len(instance) != len(features):
+                    raise ValueError(f"row has {len(instance)} values, expected {len(features)}")
+                rows.append(list(instance))
+            else:
+                raise ValueError(f"instance is a {type(instance).__name__}")
+        return rows
+    if "csv" in content_type or not content_type:
+        rows = []
+        for row in csv.reader(io.StringIO(text)):
+            if not row or row == list(features):
+                continue  # blank line or header row
+            if len(row) != len(features):
+                raise ValueError(f"CSV row has {len(row)} values, expected {len(features)}")
+            rows.append(list(row))
+        return rows
+    raise ValueError(f"unsupported content type {content_type!r}")
+
+
+def parse_capture(text: str, features: Sequence[str]) -> tuple[list[list[Any]], list[str]]:
+    """Rows of the request bodies in one SageMaker capture file, and per-record errors."""
+    rows: list[list[Any]] = []
+    errors: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            request = record["captureData"]["endpointInput"]
+            data, encoding = request["data"], str(request.get("encoding", "CSV")).upper()
+            content_type = str(request.get("observedContentType", "")).lower()
+            if encoding == "BASE64":
+                data = base64.b64decode(data).decode("utf-8")
+            rows += _rows_from_payload(content_type, str(data), features)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            errors.append(f"line {number}: {type(exc).__name__}: {exc}")
+    return rows, errors
+
+
+# --- champion and state -----------------------------------------------------------------------
+
+
+def serving_model(config: Config, clients: Clients) -> JsonDict | None:
+    """``{"endpoint", "endpoint_config", "model_name", "model_data_url"}`` now serving, or None."""
+    sm = clients.sagemaker
+    try:
+        endpoint = sm.describe_endpoint(EndpointName=config.endpoint_name)
+    except ClientError as exc:
+        if error_code(exc) == "ValidationException":
+            return None
+        raise
+    endpoint_config = endpoint["EndpointConfigName"]
+    variants = sm.describe_endpoint_config(EndpointConfigName=endpoint_config)["ProductionVariants"]
+    model_name = variants[0]["ModelName"]
+    model = sm.describe_model(ModelName=model_name)
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    return {
+        "endpoint": config.endpoint_name,
+        "endpoint_config": endpoint_config,
+        "model_name": model_name,
+        "model_data_url": container.get("ModelDataUrl"),
+    }
+
+
+def _state_key(config: Config) -> str:
+    return f"{c.DRIFT_STATE_KEY_PREFIX}{config.model_name}.json"
+
+
+def new_capture_files(
+    config: Config, clients: Clients, after: Mapping[str, str], limit: int
+) -> list[tuple[str, str]]:
+    """``(variant, key)`` of capture files after each variant's last key, oldest first."""
+    s3, bucket, prefix = clients.s3, config.capture_bucket, f"{config.endpoint_name}/"
+    variants = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, Delimiter="/"
+    ):
+        variants += [p["Prefix"][len(prefix) : -1] for p in page.get("CommonPrefixes", [])]
+    files: list[tuple[str, str]] = []
+    for variant in sorted(variants):
+        kwargs = {"Bucket": bucket, "Prefix": f"{prefix}{variant}/"}
+        if after.get(variant):
+            kwargs["StartAfter"] = after[variant]
+        for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            files += [
+                (variant, o["Key"]) for o in page.get("Contents", []) if o["Key"].endswith(".jsonl")
+            ]
+            if len(files) >= limit:
+                return files[:limit]
+    return files
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def _outcome(status: str, reason: str, **extra: Any) -> JsonDict:
+    return {"status": status, "reason": reason, **extra}
+
+
+def run_drift(
+    config: Config,
+    clients: Clients,
+    *,
+    now: datetime | None = None,
+    max_files: int = MAX_FILES_PER_RUN,
+) -> JsonDict:
+    """One drift check; never raises for missing champion/traffic or bad capture files.
+
+    Returns
+    -------
+    dict
+        ``status``: ``"no-champion"``, ``"no-baseline"``, ``"no-new-traffic"``,
+        ``"too-little-traffic"``, ``"ok"`` (max PSI at or under the threshold) or
+        ``"drift"`` (over: alerted, alarm set). With a measurement also ``psi``
+        (feature -> PSI), ``max_psi``, ``rows``, ``files``; always ``reason`` and
+        ``unreadable`` (``[{"key", "reason"}]``).
+    """
+    config.require("endpoint_name", "capture_bucket", "artifacts_bucket")
+    now = now or utcnow()
+    serving = serving_model(config, clients)
+    if serving is None or not serving.get("model_data_url"):
+        return _outcome(
+            "no-champion",
+            f"endpoint {config.endpoint_name} does not exist: no champion to watch",
+            unreadable=[],
+        )
+    try:
+        raw = read_tar_members(clients.s3, serving["model_data_url"], [c.BASELINE_FILE])
+        baseline = json.loads(raw[c.BASELINE_FILE]) if c.BASELINE_FILE in raw else None
+    except (ClientError, OSError, EOFError, tarfile.TarError, ValueError) as exc:
+        baseline, problem = None, error_text(exc)
+    else:
+        problem = f"{c.BASELINE_FILE} is not in {serving['model_data_url']}"
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("features"), dict):
+        return _outcome(
+            "no-baseline", f"champion {serving['model_name']}: {problem}", unreadable=[]
+        )
+    specs: dict[str, Any] = baseline["features"]
+    features = [str(f) for f in baseline.get("feature_order") or list(specs)]
+
+    state = get_json(clients.s3, config.artifacts_bucket or "", _state_key(config)) or {}
+    after: dict[str, str] = {}
+    if state.get("endpoint") == config.endpoint_name:
+        after = dict(state.get("variants") or {})
+    files = new_capture_files(config, clients, after, max_files)
+    if not files:
+        return _outcome(
+            "no-new-traffic",
+            f"no capture files under s3://{config.capture_bucket}/{config.endpoint_name}/ "
+            "since the last run",
+            unreadable=[],
+        )
+
+    rows: list[list[Any]] = []
+    unreadable: list[JsonDict] = []
+    last = dict(after)
+    for variant, key in files:
+        last[variant] = key
+        try:
+            body = clients.s3.get_object(Bucket=config.capture_bucket, Key=key)["Body"].read()
+            file_rows, errors = parse_capture(body.decode("utf-8"), features)
+        except (ClientError, UnicodeDecodeError, OSError) as exc:
+            file_rows, errors = [], [error_text(exc)]
+        if errors and not file_rows:
+            reason = errors[0]
+            unreadable.append({"key": key, "reason": reason})
+            logger.warning(f"unreadable capture file {key}: {reason}")
+        elif errors:
+            logger.warning(f"capture file {key}: skipped {len(errors)} records: {errors[0]}")
+        rows += file_rows
+
+    new_state = {"endpoint": config.endpoint_name, "variants": last, "updated_at": iso(now)}
+    if len(rows) < config.drift_min_rows and len(files) < max_files:
+        if unreadable and not rows:
+            # unreadable files never become readable: move past them
+            put_json(
+                clients.s3,
+                config.artifacts_bucket or "",
+                _state_key(config),
+                new_state,
+                config.kms_key_arn,
+            )
+        return _outcome(
+            "too-little-traffic",
+            f"{len(rows)} captured rows (< {config.drift_min_rows}): waiting for more traffic",
+            rows=len(rows),
+            files=len(files),
+            unreadable=unreadable,
+        )
+
+    scores: dict[str, float] = {}
+    for index, feature in enumerate(features):
+        spec = specs.get(feature)
+        if not isinstance(spec, Mapping):
+            continue
+        try:
+            scores[feature] = round(feature_psi(spec, (row[index] for row in rows)), 6)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning(f"feature {feature}: bad baseline spec: {error_text(exc)}")
+    max_psi = max(scores.values(), default=0.0)
+    _publish_metrics(config, clients, scores, max_psi, now)
+    put_json(
+        clients.s3, config.artifacts_bucket or "", _state_key(config), new_state, config.kms_key_arn
+    )
+
+    drifted = sorted(
+        (f for f, v in scores.items() if v > config.drift_threshold), key=lambda f: -scores[f]
+    )
+    result = {
+        "psi": scores,
+        "max_psi": max_psi,
+        "rows": len(rows),
+        "files": len(files),
+        "champion": serving["model_name"],
+        "drifted_features": drifted,
+        "unreadable": unreadable,
+    }
+    if max_psi <= config.drift_threshold:
+        return _outcome(
+            "ok",
+            f"max PSI {max_psi:.4f} <= threshold {config.drift_threshold} over {len(rows)} rows",
+            **result,
+        )
+    reason = (
+        f"max PSI {max_psi:.4f} > threshold {config.drift_threshold} over {len(rows)} rows; "
+        f"drifted: {', '.join(drifted)}"
+    )
+    publish_alert(
+        clients.sns,
+        config.alert_topic_arn,
+        f"[mlops] {config.model_name}: data drift (PSI {max_psi:.2f})",
+        {"model": config.model_name, "endpoint": config.endpoint_name, "reason": reason, **result},
+    )
+    if config.drift_alarm_name:
+        clients.cloudwatch.set_alarm_state(
+            AlarmName=config.drift_alarm_name,
+            StateValue="ALARM",
+            StateReason=reason[:1023],
+            StateReasonData=json.dumps({"max_psi": max_psi, "drifted": drifted[:20]}),
+        )
+        result["alarm"] = config.drift_alarm_name
+    else:
+        logger.warning(f"{c.DRIFT_ALARM_NAME} is not set: drift does not start a retrain")
+    return _outcome("drift", reason, **result)
+
+
+def _publish_metrics(
+    config: Config, clients: Clients, scores: Mapping[str, float], max_psi: float, now: datetime
+) -> None:
+    data = [
+        {
+            "MetricName": c.DRIFT_METRIC_NAME,
+            "Dimensions": [
+                {"Name": "Model", "Value": config.model_name},
+                {"Name": "Feature", "Value": feature},
+            ],
+            "Timestamp": now,
+            "Value": value,
+            "Unit": "None",
+        }
+        for feature, value in [*scores.items(), ("_max", max_psi)]
+    ]
+    for start in range(0, len(data), 500):
+        clients.cloudwatch.put_metric_data(
+            Namespace=config.metric_namespace, MetricData=data[start : start + 500]
+        )
+
+
+# --- handler -----------------------------------------------------------------------------------
+
+
+def handle(
+    event: Any, environ: Mapping[str, str], context: Any = None, clients: Clients | None = None
+) -> JsonDict:
+    """The handler's logic with the environment and clients passed in (for the local cloud)."""
+    config = Config.from_env(environ)
+    outcome = run_drift(config, clients or Clients.for_config(config))
+    level = logger.warning if outcome["status"] == "drift" or outcome["unreadable"] else logger.info
+    level(f"{outcome['status']}: {outcome['reason']}", extra={"outcome": outcome})
+    return outcome
+
+
+def handler(event: Any, context: Any) -> JsonDict:
+    """Lambda entry point: ``lambdas.drift.handler`` (scheduled; the event is not used)."""
+    return handle(event, os.environ, context)

@@ -1,0 +1,405 @@
+"""Fixtures and builders shared by the control-plane tests (tests/test_lambdas_*.py).
+
+A test module imports the fixture functions (``stack_fixture``, ...; each registered
+under its short name, e.g. ``stack``) next to the builders it uses; no conftest needed.
+
+Everything runs in-process against moto (``mock_aws``). moto stores SageMaker jobs but
+runs nothing (a job is Completed at once and writes no artifacts), so tests upload the
+``model.tar.gz`` a job would have written, built here from hand-written evaluation.json
+and baseline.json dicts. moto has no ``UpdateEndpoint``: :func:`update_endpoint_standin`
+is the narrow stand-in the tests use for it.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from moto.backends import get_backend
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from lambdas import constants as c
+from lambdas.common import Clients, Config, client
+
+EVENTS = Path(__file__).parent / "events"
+REGION = "us-east-1"
+MODEL = "churn"
+RAW, ARTIFACTS, CAPTURE = "mlops-raw", "mlops-artifacts", "mlops-capture"
+TABLE = "mlops-idempotency"
+GROUP = "churn-packages"
+ENDPOINT = "churn-endpoint"
+DRIFT_ALARM = "churn-drift"
+FEATURES = ["age", "plan"]
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from tests/events/<name>.json (a fresh copy)."""
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(name="aws_credentials")
+def aws_credentials_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region, so nothing can reach a real AWS account."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@dataclass
+class Stack:
+    """What infra would have created, in moto, plus handles for assertions."""
+
+    env: dict[str, str]
+    clients: Clients
+    queue_url: str
+    updates: list[dict[str, Any]] = field(default_factory=list)  # update_endpoint stand-in
+
+    @property
+    def config(self) -> Config:
+        return Config.from_env(self.env)
+
+    def with_env(self, **overrides: str) -> tuple[Config, dict[str, str]]:
+        env = {**self.env, **overrides}
+        return Config.from_env(env), env
+
+
+@pytest.fixture(name="stack")
+def stack_fixture(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """Buckets, table, topic (+ SQS to read alerts), role, key, group and alarm in moto.
+
+    The control plane's environment is also set in ``os.environ`` so ``handler(event,
+    context)`` runs exactly as in Lambda.
+    """
+    with mock_aws():
+        s3 = client("s3", REGION)
+        for bucket in (RAW, ARTIFACTS, CAPTURE):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+        client("dynamodb", REGION).create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sns = client("sns", REGION)
+        topic = sns.create_topic(Name="mlops-alerts")["TopicArn"]
+        sqs = client("sqs", REGION)
+        queue_url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        role = client("iam", REGION).create_role(
+            RoleName="mlops-sagemaker",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        key = client("kms", REGION).create_key()["KeyMetadata"]["Arn"]
+        client("sagemaker", REGION).create_model_package_group(ModelPackageGroupName=GROUP)
+        client("cloudwatch", REGION).put_metric_alarm(
+            AlarmName=DRIFT_ALARM,
+            Namespace=c.DEFAULT_METRIC_NAMESPACE,
+            MetricName=c.DRIFT_METRIC_NAME,
+            Dimensions=[{"Name": "Model", "Value": MODEL}, {"Name": "Feature", "Value": "_max"}],
+            Statistic="Maximum",
+            Period=3600,
+            EvaluationPeriods=1,
+            Threshold=0.2,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        env = {
+            c.MODEL_NAME: MODEL,
+            c.RAW_BUCKET: RAW,
+            c.ARTIFACTS_BUCKET: ARTIFACTS,
+            c.CAPTURE_BUCKET: CAPTURE,
+            c.KMS_KEY_ARN: key,
+            c.SAGEMAKER_ROLE_ARN: role,
+            c.MODEL_PACKAGE_GROUP: GROUP,
+            c.ENDPOINT_NAME: ENDPOINT,
+            c.IDEMPOTENCY_TABLE: TABLE,
+            c.ALERT_TOPIC_ARN: topic,
+            c.CODE_S3_URI: f"s3://{ARTIFACTS}/{c.CODE_BUNDLE_KEY}",
+            c.DRIFT_ALARM_NAME: DRIFT_ALARM,
+            c.DRIFT_MIN_ROWS: "20",
+            "AWS_REGION": REGION,
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield Stack(env=env, clients=Clients(REGION), queue_url=queue_url)
+
+
+class _Context:
+    function_name = "mlops-test"
+    memory_limit_in_mb = 256
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:mlops-test"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture(name="lambda_context")
+def lambda_context_fixture() -> _Context:
+    return _Context()
+
+
+@pytest.fixture(name="update_endpoint_standin")
+def update_endpoint_standin_fixture(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """STAND-IN for SageMaker ``UpdateEndpoint``, which moto does not implement.
+
+    Narrow on purpose: it checks that the endpoint and the new endpoint config exist,
+    records the request in ``stack.updates`` (so tests can read the DeploymentConfig),
+    and points moto's endpoint at the new config, which is what a successful blue/green
+    update ends with. Anything about the rollout itself (fleets, canary, baking, alarms)
+    is not simulated. Set ``stack.env["_FAIL_UPDATE"]`` to make it fail like AWS would.
+    """
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.responses import SageMakerResponse
+
+    def update_endpoint(self: SageMakerResponse) -> ActionResult:
+        name = self._get_param("EndpointName")
+        config_name = self._get_param("EndpointConfigName")
+        stack.updates.append(
+            {
+                "EndpointName": name,
+                "EndpointConfigName": config_name,
+                "DeploymentConfig": self._get_param("DeploymentConfig"),
+            }
+        )
+        if stack.env.get("_FAIL_UPDATE"):
+            raise ValidationError(message=stack.env["_FAIL_UPDATE"])
+        backend = self.sagemaker_backend
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise ValidationError(message=f"Could not find endpoint '{name}'.")
+        config = backend.describe_endpoint_config(config_name)
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = endpoint._process_production_variants(
+            config["ProductionVariants"]
+        )
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
+    return stack
+
+
+# --- moto backends ------------------------------------------------------------------------------
+
+
+def sagemaker_backend() -> Any:
+    return get_backend("sagemaker")[DEFAULT_ACCOUNT_ID][REGION]
+
+
+def set_job_status(job_name: str, status: str) -> None:
+    """Make moto report a training job in another state (moto completes jobs at once)."""
+    sagemaker_backend().training_jobs[job_name].training_job_status = status
+
+
+# --- data and artifacts -----------------------------------------------------------------------
+
+
+def put_data(stack: Stack, key: str, body: str = "age,plan,label\n30,basic,0\n") -> None:
+    stack.clients.s3.put_object(Bucket=RAW, Key=key, Body=body.encode())
+
+
+def evaluation(
+    *,
+    f1: float = 0.80,
+    balanced_accuracy: float = 0.82,
+    minority_recall: float | None = 0.75,
+    accuracy: float = 0.85,
+    baseline_f1: float = 0.0,
+    baseline_balanced_accuracy: float = 0.5,
+    confusion_matrix: list[list[int]] | None = None,
+) -> dict[str, Any]:
+    """A hand-written evaluation.json in the contract's format (binary, f1 primary)."""
+    metrics: dict[str, Any] = {
+        "accuracy": accuracy,
+        "balanced_accuracy": balanced_accuracy,
+        "precision": f1,
+        "recall": minority_recall if minority_recall is not None else f1,
+        "f1": f1,
+        "roc_auc": 0.9,
+        "pr_auc": 0.7,
+        "f1_macro": f1,
+    }
+    if minority_recall is not None:
+        metrics["minority_recall"] = minority_recall
+    return {
+        "task": "binary",
+        "labels": [0, 1],
+        "n_train": 800,
+        "n_validation": 100,
+        "n_test": 100,
+        "class_counts": {"0": 900, "1": 100},
+        "primary_metric": "f1",
+        "threshold": 0.5,
+        "metrics": metrics,
+        "confusion_matrix": confusion_matrix or [[85, 5], [3, 7]],
+        "baseline": {
+            "accuracy": 0.9,
+            "balanced_accuracy": baseline_balanced_accuracy,
+            "precision": 0.0,
+            "recall": 0.0,
+            "f1": baseline_f1,
+            "roc_auc": 0.5,
+            "pr_auc": 0.1,
+            "f1_macro": 0.47,
+            "minority_recall": 0.0,
+        },
+    }
+
+
+BASELINE: dict[str, Any] = {
+    "target": "label",
+    "feature_order": FEATURES,
+    "features": {
+        "age": {
+            "type": "numeric",
+            "edges": ["-inf", 30.0, 45.0, "inf"],
+            "proportions": [0.4, 0.4, 0.2],
+            "missing": 0.0,
+        },
+        "plan": {
+            "type": "categorical",
+            "categories": ["basic", "pro"],
+            "proportions": [0.7, 0.3],
+            "missing": 0.0,
+            "other": 0.0,
+        },
+    },
+}
+
+
+def baseline() -> dict[str, Any]:
+    return copy.deepcopy(BASELINE)
+
+
+def model_tar(files: dict[str, bytes | dict[str, Any]]) -> bytes:
+    """A model.tar.gz as SageMaker packs SM_MODEL_DIR (JSON dicts are serialised)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content in files.items():
+            data = content if isinstance(content, bytes) else json.dumps(content).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def write_model_artifacts(
+    stack: Stack, job_name: str, evaluation_doc: dict[str, Any] | None, baseline_doc: Any = None
+) -> str:
+    """Upload what the job would have written; returns the model.tar.gz URI."""
+    files: dict[str, bytes | dict[str, Any]] = {c.MODEL_FILE: b"not really a model"}
+    if evaluation_doc is not None:
+        files[c.EVALUATION_FILE] = evaluation_doc
+    files[c.BASELINE_FILE] = baseline_doc if baseline_doc is not None else baseline()
+    key = f"{c.TRAINING_PREFIX}{job_name}/output/model.tar.gz"
+    stack.clients.s3.put_object(Bucket=ARTIFACTS, Key=key, Body=model_tar(files))
+    return f"s3://{ARTIFACTS}/{key}"
+
+
+def job_name(stamp: str = "20240501-120000", version: str = "0123abcd") -> str:
+    return f"{MODEL}-{stamp}-{version}"
+
+
+def training_event(name: str, status: str = "Completed", reason: str | None = None) -> dict:
+    event = load_event("training_completed")
+    event["detail"]["TrainingJobName"] = name
+    event["detail"]["TrainingJobStatus"] = status
+    event["detail"]["ModelArtifacts"]["S3ModelArtifacts"] = (
+        f"s3://{ARTIFACTS}/{c.TRAINING_PREFIX}{name}/output/model.tar.gz"
+    )
+    if reason:
+        event["detail"]["FailureReason"] = reason
+    return event
+
+
+# --- observations --------------------------------------------------------------------------------
+
+
+def alerts(stack: Stack) -> list[dict[str, Any]]:
+    """Alert-topic messages received so far (drained from the subscribed queue)."""
+    sqs = client("sqs", REGION)
+    found = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not messages:
+            return found
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            found.append({"subject": envelope.get("Subject"), **json.loads(envelope["Message"])})
+            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def training_jobs(stack: Stack) -> list[str]:
+    summaries = stack.clients.sagemaker.list_training_jobs()["TrainingJobSummaries"]
+    return sorted(j["TrainingJobName"] for j in summaries)
+
+
+def packages(stack: Stack) -> list[dict[str, Any]]:
+    listed = stack.clients.sagemaker.list_model_packages(ModelPackageGroupName=GROUP)
+    return [
+        stack.clients.sagemaker.describe_model_package(ModelPackageName=p["ModelPackageArn"])
+        for p in listed["ModelPackageSummaryList"]
+    ]
+
+
+def endpoint_config_name(stack: Stack) -> str | None:
+    try:
+        return stack.clients.sagemaker.describe_endpoint(EndpointName=ENDPOINT)[
+            "EndpointConfigName"
+        ]
+    except stack.clients.sagemaker.exceptions.ClientError:
+        return None
+
+
+def s3_keys(stack: Stack, bucket: str, prefix: str = "") -> list[str]:
+    listed = stack.clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def nothing_created(stack: Stack) -> bool:
+    """No job, lineage, package, endpoint, alert or table item (a rejected event's effect)."""
+    table_items = stack.clients.dynamodb.scan(TableName=TABLE)["Items"]
+    return (
+        not training_jobs(stack)
+        and not s3_keys(stack, ARTIFACTS)
+        and not packages(stack)
+        and endpoint_config_name(stack) is None
+        and not alerts(stack)
+        and not table_items
+    )

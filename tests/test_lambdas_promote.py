@@ -1,0 +1,461 @@
+"""lambdas.promote: the gate, the registry and the deployment (moto, in-process).
+
+moto has no ``UpdateEndpoint``; tests that update an existing endpoint use the
+``update_endpoint_standin`` fixture (tests/lambdas_helpers.py), a narrow stand-in that
+only records the request and repoints the endpoint at the new config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from lambdas_helpers import (  # noqa: F401 - fixtures
+    ARTIFACTS,
+    ENDPOINT,
+    MODEL,
+    Stack,
+    alerts,
+    aws_credentials_fixture,
+    endpoint_config_name,
+    evaluation,
+    job_name,
+    lambda_context_fixture,
+    load_event,
+    nothing_created,
+    packages,
+    stack_fixture,
+    training_event,
+    update_endpoint_standin_fixture,
+    write_model_artifacts,
+)
+
+from lambdas import constants as c
+from lambdas import promote
+from lambdas.common import parse_s3_uri
+
+JOB_1 = job_name("20240501-120000", "0000000a")
+JOB_2 = job_name("20240502-120000", "0000000b")
+MAJORITY_CLASS = evaluation(
+    accuracy=0.99,
+    f1=0.0,
+    balanced_accuracy=0.5,
+    minority_recall=0.0,
+    confusion_matrix=[[99, 0], [1, 0]],
+)
+
+
+def _promote(stack: Stack, context: Any, job: str, evaluation_doc: dict[str, Any]) -> dict:
+    write_model_artifacts(stack, job, evaluation_doc)
+    return promote.handler(training_event(job), context)
+
+
+def _serving_model(stack: Stack) -> str:
+    sm = stack.clients.sagemaker
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint_config_name(stack))
+    return str(config["ProductionVariants"][0]["ModelName"])
+
+
+# --- first model -----------------------------------------------------------------------------
+
+
+def test_first_model_is_approved_and_creates_the_endpoint(
+    stack: Stack, lambda_context: Any
+) -> None:
+    # given no champion and a job that beats the majority-class baseline
+    outcome = _promote(stack, lambda_context, JOB_1, evaluation(f1=0.8))
+
+    # then it is registered Approved, with ModelMetrics pointing at evaluation.json
+    assert outcome["status"] == "deployed", outcome
+    assert outcome["action"] == "created"
+    [package] = packages(stack)
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert package["ModelPackageDescription"].startswith("approved: ")
+    uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    assert uri == f"s3://{ARTIFACTS}/training/{JOB_1}/evaluation.json"
+    stored = json.loads(
+        stack.clients.s3.get_object(Bucket=ARTIFACTS, Key=parse_s3_uri(uri)[1])["Body"].read()
+    )
+    assert stored["metrics"]["f1"] == 0.8
+    container = package["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"].endswith(f"training/{JOB_1}/output/model.tar.gz")
+    # and the endpoint serves it (serverless by default: no capture, see control-plane.md)
+    assert _serving_model(stack) == JOB_1
+    config = stack.clients.sagemaker.describe_endpoint_config(
+        EndpointConfigName=endpoint_config_name(stack)
+    )
+    assert config["ProductionVariants"][0]["ServerlessConfig"] == {
+        "MemorySizeInMB": 2048,
+        "MaxConcurrency": 5,
+    }
+    model = stack.clients.sagemaker.describe_model(ModelName=JOB_1)
+    assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert (
+        model["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
+        == (stack.env[c.CODE_S3_URI])
+    )
+
+
+def test_first_instance_endpoint_gets_capture_and_autoscaling(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(c.ENDPOINT_MODE, "instance")
+
+    outcome = _promote(stack, lambda_context, JOB_1, evaluation())
+
+    assert outcome["status"] == "deployed" and outcome["autoscaling"] == "registered"
+    config = stack.clients.sagemaker.describe_endpoint_config(
+        EndpointConfigName=outcome["endpoint_config"]
+    )
+    capture = config["DataCaptureConfig"]
+    assert capture["DestinationS3Uri"] == "s3://mlops-capture/"
+    assert capture["KmsKeyId"] == stack.env[c.KMS_KEY_ARN]
+    assert [o["CaptureMode"] for o in capture["CaptureOptions"]] == ["Input", "Output"]
+    targets = stack.clients.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")
+    [target] = targets["ScalableTargets"]
+    assert target["ResourceId"] == f"endpoint/{ENDPOINT}/variant/AllTraffic"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    policies = stack.clients.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")
+    spec = policies["ScalingPolicies"][0]["TargetTrackingScalingPolicyConfiguration"]
+    assert spec["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
+        "SageMakerVariantInvocationsPerInstance"
+    )
+    # and a second promotion leaves the existing policy alone
+    config, _ = stack.with_env(**{c.ENDPOINT_MODE: "instance"})
+    assert promote.ensure_autoscaling(config, stack.clients) == "present"
+
+
+# --- the gate ------------------------------------------------------------------------------------
+
+
+def test_worse_challenger_is_rejected_and_the_endpoint_is_unchanged(
+    update_endpoint_standin: Stack, lambda_context: Any
+) -> None:
+    stack = update_endpoint_standin
+    # given a serving champion with f1 0.80
+    _promote(stack, lambda_context, JOB_1, evaluation(f1=0.80))
+    serving = endpoint_config_name(stack)
+
+    # when a challenger with f1 0.75 completes
+    outcome = _promote(stack, lambda_context, JOB_2, evaluation(f1=0.75))
+
+    # then it is registered Rejected with the reason, and nothing about serving changes
+    assert outcome["status"] == "not-promoted"
+    assert "champion 0.8000" in outcome["reason"]
+    rejected = [p for p in packages(stack) if p["ModelApprovalStatus"] == "Rejected"]
+    assert len(rejected) == 1
+    assert "does not gain the margin" in rejected[0]["ModelPackageDescription"]
+    assert endpoint_config_name(stack) == serving
+    assert stack.updates == []
+
+
+def test_challenger_inside_the_margin_is_rejected(
+    update_endpoint_standin: Stack, lambda_context: Any
+) -> None:
+    stack = update_endpoint_standin
+    _promote(stack, lambda_context, JOB_1, evaluation(f1=0.80))
+
+    outcome = _promote(stack, lambda_context, JOB_2, evaluation(f1=0.805))
+
+    assert outcome["status"] == "not-promoted"
+    assert stack.updates == []
+
+
+def test_majority_class_challenger_with_99_percent_accuracy_is_rejected(
+    stack: Stack, lambda_context: Any
+) -> None:
+    # given no champion, and a "model" that always predicts the majority class
+    outcome = _promote(stack, lambda_context, JOB_1, MAJORITY_CLASS)
+
+    # then accuracy does not fool the gate: the guardrails reject it
+    assert outcome["status"] == "not-promoted"
+    failed = {g["rule"] for g in outcome["gate"] if not g["held"]}
+    assert failed == {"beats-baseline", "balanced-accuracy", "minority-recall"}
+    [package] = packages(stack)
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert "minority recall 0.0000 < floor 0.5000" in package["ModelPackageDescription"]
+    assert endpoint_config_name(stack) is None
+
+
+def test_better_challenger_updates_the_endpoint_blue_green(
+    update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = update_endpoint_standin
+    monkeypatch.setenv(c.ENDPOINT_MODE, "instance")
+    monkeypatch.setenv(c.ENDPOINT_INSTANCE_COUNT, "2")
+    monkeypatch.setenv(c.ROLLBACK_ALARM_NAMES, "churn-5xx,churn-latency")
+    _promote(stack, lambda_context, JOB_1, evaluation(f1=0.80))
+
+    outcome = _promote(stack, lambda_context, JOB_2, evaluation(f1=0.86))
+
+    # then (through the UpdateEndpoint stand-in) the endpoint moves to the new model
+    assert outcome["status"] == "deployed" and outcome["action"] == "updated"
+    assert _serving_model(stack) == JOB_2
+    [update] = stack.updates
+    deployment = update["DeploymentConfig"]
+    routing = deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "CANARY"
+    assert routing["CanarySize"] == {"Type": "CAPACITY_PERCENT", "Value": 10}
+    assert deployment["AutoRollbackConfiguration"]["Alarms"] == [
+        {"AlarmName": "churn-5xx"},
+        {"AlarmName": "churn-latency"},
+    ]
+    # and the new package is the champion now
+    champion = promote.find_champion(stack.config, stack.clients)
+    assert champion is not None and champion["model_data_url"].endswith(
+        f"{JOB_2}/output/model.tar.gz"
+    )
+
+
+def test_update_failure_keeps_the_champion_serving_and_alerts(
+    update_endpoint_standin: Stack, lambda_context: Any
+) -> None:
+    stack = update_endpoint_standin
+    _promote(stack, lambda_context, JOB_1, evaluation(f1=0.80))
+    serving = endpoint_config_name(stack)
+    alerts(stack)  # drain
+    # given SageMaker refuses the update
+    stack.env["_FAIL_UPDATE"] = "Endpoint churn-endpoint has a pending update"
+
+    outcome = _promote(stack, lambda_context, JOB_2, evaluation(f1=0.90))
+
+    # then the champion still serves, the package is Rejected, and the alert says why
+    assert outcome["status"] == "deploy-failed"
+    assert "update_endpoint failed" in outcome["reason"]
+    assert endpoint_config_name(stack) == serving
+    assert _serving_model(stack) == JOB_1
+    challenger = next(p for p in packages(stack) if JOB_2 in json.dumps(p, default=str))
+    assert challenger["ModelApprovalStatus"] == "Rejected"
+    assert challenger["ApprovalDescription"].startswith("deployment failed: ")
+    [alert] = alerts(stack)
+    assert alert["job"] == JOB_2
+    assert "pending update" in alert["reason"]
+    assert alert["serving"].startswith("unchanged")
+    champion = promote.find_champion(stack.config, stack.clients)
+    assert champion is not None and JOB_1 in champion["model_data_url"]
+
+
+def test_an_operator_can_promote_again_after_a_failed_deployment(
+    update_endpoint_standin: Stack, lambda_context: Any
+) -> None:
+    stack = update_endpoint_standin
+    _promote(stack, lambda_context, JOB_1, evaluation(f1=0.80))
+    stack.env["_FAIL_UPDATE"] = "Endpoint churn-endpoint has a pending update"
+    _promote(stack, lambda_context, JOB_2, evaluation(f1=0.90))
+    # given the cause is gone (the endpoint is free again)
+    del stack.env["_FAIL_UPDATE"]
+
+    # when an operator asks again (an EventBridge redelivery would be a duplicate)
+    redelivered = promote.handler(training_event(JOB_2), lambda_context)
+    request = load_event("promote_request")
+    request["detail"]["TrainingJobName"] = JOB_2
+    outcome = promote.handler(request, lambda_context)
+
+    # then the job is deployed, under a new Approved package
+    assert redelivered["status"] == "duplicate"
+    assert outcome["status"] == "deployed", outcome
+    assert _serving_model(stack) == JOB_2
+    statuses = sorted(p["ModelApprovalStatus"] for p in packages(stack))
+    assert statuses == ["Approved", "Approved", "Rejected"]
+
+
+# --- failures and odd cases ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["Failed", "Stopped"])
+def test_failed_training_job_alerts_and_registers_nothing(
+    stack: Stack, lambda_context: Any, status: str
+) -> None:
+    event = load_event("training_failed")
+    event["detail"]["TrainingJobStatus"] = status
+
+    outcome = promote.handler(event, lambda_context)
+
+    assert outcome["status"] == "training-failed"
+    assert packages(stack) == []
+    [alert] = alerts(stack)
+    assert alert["status"] == status
+    assert alert["reason"] == "AlgorithmError: label column 'label' not found in incoming data"
+
+
+def test_in_progress_event_is_ignored(stack: Stack, lambda_context: Any) -> None:
+    outcome = promote.handler(training_event(JOB_1, status="InProgress"), lambda_context)
+
+    assert outcome["status"] == "ignored"
+    assert nothing_created(stack)
+
+
+def test_missing_evaluation_alerts_and_registers_nothing(stack: Stack, lambda_context: Any) -> None:
+    write_model_artifacts(stack, JOB_1, None)
+
+    outcome = promote.handler(training_event(JOB_1), lambda_context)
+
+    assert outcome["status"] == "error"
+    assert "evaluation.json is not in" in outcome["reason"]
+    assert packages(stack) == []
+    assert len(alerts(stack)) == 1
+
+
+def test_duplicate_completed_event_registers_one_package(stack: Stack, lambda_context: Any) -> None:
+    first = _promote(stack, lambda_context, JOB_1, evaluation())
+    second = promote.handler(training_event(JOB_1), lambda_context)
+
+    assert first["status"] == "deployed"
+    assert second["status"] == "duplicate"
+    assert len(packages(stack)) == 1
+
+
+def test_manual_promote_request_looks_the_job_up(stack: Stack, lambda_context: Any) -> None:
+    # given a SageMaker job (moto: Completed at once) and its artifacts
+    from lambdas.training import build_training_request
+
+    request = build_training_request(stack.config, JOB_1, "0" * 64, "manual")
+    stack.clients.sagemaker.create_training_job(**request)
+    write_model_artifacts(stack, JOB_1, evaluation())
+    event = load_event("promote_request")
+    event["detail"]["TrainingJobName"] = JOB_1
+
+    outcome = promote.handler(event, lambda_context)
+
+    assert outcome["status"] == "deployed"
+
+
+MALFORMED: list[tuple[str, Any, str]] = [
+    ("not an object", "Completed", "not a JSON object"),
+    ("S3 event", load_event("s3_object_created"), "unsupported event"),
+    ("no job name", {**load_event("promote_request"), "detail": {}}, "no detail.TrainingJobName"),
+    (
+        "another model's job",
+        {
+            **load_event("promote_request"),
+            "detail": {"TrainingJobName": "fraud-20240501-120000-0123abcd"},
+        },
+        "is not a job of model",
+    ),
+    (
+        "job name without the contract's suffix",
+        {**load_event("promote_request"), "detail": {"TrainingJobName": "churn-latest"}},
+        "is not a job of model",
+    ),
+    (
+        "unknown status",
+        {
+            **load_event("training_completed"),
+            "detail": {"TrainingJobName": JOB_1, "TrainingJobStatus": "Done"},
+        },
+        "unknown TrainingJobStatus",
+    ),
+    (
+        "state change from a stranger",
+        {**load_event("training_completed"), "source": "com.example"},
+        "unsupported event",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "why"), [(e, w) for _, e, w in MALFORMED], ids=[n for n, _, _ in MALFORMED]
+)
+def test_malformed_events_are_rejected_and_nothing_is_created(
+    stack: Stack,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    event: Any,
+    why: str,
+) -> None:
+    def no_client(self: Any, attr: str) -> Any:
+        raise AssertionError(f"AWS client used for a rejected event: {attr}")
+
+    monkeypatch.setattr("lambdas.common.Clients._get", no_client)
+    with caplog.at_level(logging.WARNING):
+        outcome = promote.handler(event, lambda_context)
+
+    assert outcome["status"] == "rejected"
+    assert why in outcome["reason"]
+    assert why in caplog.text
+    monkeypatch.undo()
+    assert nothing_created(stack)
+
+
+# --- the gate, as a pure function --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "approved", "failing"),
+    [
+        (evaluation(f1=0.81), evaluation(f1=0.80), True, set()),  # exactly the margin
+        (evaluation(f1=0.809), evaluation(f1=0.80), False, {"beats-champion"}),
+        (evaluation(f1=0.70), None, True, set()),  # first model: guardrails only
+        (MAJORITY_CLASS, None, False, {"beats-baseline", "balanced-accuracy", "minority-recall"}),
+        (evaluation(minority_recall=0.49), None, False, {"minority-recall"}),
+        (evaluation(minority_recall=0.5), None, True, set()),  # the floor is inclusive
+        (evaluation(f1=0.9), {"metrics": {}}, False, {"beats-champion"}),
+    ],
+)
+def test_gate_rules(
+    challenger: dict, champion: dict | None, approved: bool, failing: set[str]
+) -> None:
+    decision = promote.evaluate_gate(challenger, champion, margin=0.01, min_minority_recall=0.5)
+
+    assert decision.approved is approved
+    assert {rule for rule, held, _ in decision.checks if not held} == failing
+
+
+def test_gate_falls_back_to_the_confusion_matrix_for_minority_recall() -> None:
+    doc = evaluation(minority_recall=None, confusion_matrix=[[90, 0], [6, 4]])
+
+    decision = promote.evaluate_gate(doc, None, min_minority_recall=0.5)
+
+    assert promote.minority_recall(doc) == pytest.approx(0.4)
+    assert not decision.approved
+
+
+def test_gate_uses_the_configured_primary_metric() -> None:
+    challenger = evaluation(f1=0.95)
+    challenger["metrics"]["roc_auc"] = 0.80
+    champion = evaluation(f1=0.70)
+    champion["metrics"]["roc_auc"] = 0.85
+
+    decision = promote.evaluate_gate(challenger, champion, primary_metric="roc_auc")
+
+    assert decision.primary_metric == "roc_auc"
+    assert not decision.approved
+
+
+@pytest.mark.parametrize(
+    ("mode", "count", "canary", "expected"),
+    [
+        ("serverless", 1, 10, None),
+        ("instance", 1, 10, "ALL_AT_ONCE"),  # a canary must be <= half the fleet
+        ("instance", 4, 10, "CANARY"),
+        ("instance", 4, 80, "CANARY"),
+    ],
+)
+def test_deployment_config(
+    stack: Stack, mode: str, count: int, canary: int, expected: str | None
+) -> None:
+    config, _ = stack.with_env(
+        **{
+            c.ENDPOINT_MODE: mode,
+            c.ENDPOINT_INSTANCE_COUNT: str(count),
+            c.CANARY_PERCENT: str(canary),
+        }
+    )
+
+    deployment = promote.build_deployment_config(config)
+
+    if expected is None:
+        assert deployment is None
+    else:
+        routing = deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+        assert routing["Type"] == expected
+        if expected == "CANARY":
+            assert routing["CanarySize"]["Value"] == min(canary, 50)
+        assert "AutoRollbackConfiguration" not in deployment  # no alarms configured
+
+
+def test_model_name_is_checked_against_the_model(stack: Stack) -> None:
+    assert MODEL in promote.parse_job_event(training_event(JOB_1), stack.config).job_name

@@ -1,0 +1,437 @@
+"""lambdas.retrain: triggers, guards and the job it submits (moto, in-process)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from lambdas_helpers import (  # noqa: F401 - fixtures
+    ARTIFACTS,
+    DRIFT_ALARM,
+    MODEL,
+    RAW,
+    TABLE,
+    Stack,
+    aws_credentials_fixture,
+    lambda_context_fixture,
+    load_event,
+    nothing_created,
+    put_data,
+    s3_keys,
+    set_job_status,
+    stack_fixture,
+    training_jobs,
+)
+
+from lambdas import constants as c
+from lambdas import retrain
+from lambdas.common import utcnow
+
+
+def _tags(stack: Stack, job: str) -> dict[str, str]:
+    arn = stack.clients.sagemaker.describe_training_job(TrainingJobName=job)["TrainingJobArn"]
+    tags = stack.clients.sagemaker.list_tags(ResourceArn=arn)["Tags"]
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+@pytest.mark.parametrize(
+    ("event_name", "kind"),
+    [
+        ("s3_object_created", "s3"),
+        ("scheduled_event", "schedule"),
+        ("drift_alarm", "drift"),
+        ("retrain_request", "manual"),
+    ],
+)
+def test_each_trigger_starts_one_tagged_job_with_lineage(
+    stack: Stack, lambda_context: Any, event_name: str, kind: str
+) -> None:
+    # given data under incoming/
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    put_data(stack, "incoming/2024-05-02/batch-002.csv", "age,plan,label\n50,pro,1\n")
+
+    # when the trigger arrives
+    outcome = retrain.handler(load_event(event_name), lambda_context)
+
+    # then one job runs, tagged with model, data version and trigger
+    assert outcome["status"] == "started", outcome
+    job = outcome["job_name"]
+    assert training_jobs(stack) == [job]
+    assert stack.config.job_name_pattern.match(job)
+    assert job.endswith(outcome["data_version"][:8])
+    assert _tags(stack, job) == {
+        "mlops:model": MODEL,
+        "mlops:data-version": outcome["data_version"],
+        "mlops:trigger": kind,
+    }
+    # and lineage/<job>.json lists every data object with its version ID and ETag
+    lineage = json.loads(
+        stack.clients.s3.get_object(Bucket=ARTIFACTS, Key=f"lineage/{job}.json")["Body"].read()
+    )
+    assert lineage["job"] == job
+    assert lineage["data_version"] == outcome["data_version"]
+    assert lineage["trigger"]["kind"] == kind
+    assert [o["key"] for o in lineage["objects"]] == [
+        "incoming/2024-05-01/batch-001.csv",
+        "incoming/2024-05-02/batch-002.csv",
+    ]
+    for obj in lineage["objects"]:
+        head = stack.clients.s3.head_object(Bucket=RAW, Key=obj["key"])
+        assert obj["version_id"] == head["VersionId"] != "null"
+        assert obj["etag"] == head["ETag"].strip('"')
+        assert obj["bucket"] == RAW and obj["size"] == head["ContentLength"]
+
+
+def test_submitted_job_matches_the_request_builder(stack: Stack, lambda_context: Any) -> None:
+    put_data(stack, "incoming/2024-05-01/a.csv")
+    outcome = retrain.handler(load_event("scheduled_event"), lambda_context)
+
+    job = stack.clients.sagemaker.describe_training_job(TrainingJobName=outcome["job_name"])
+
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith(
+        "/sagemaker-scikit-learn:" + c.DEFAULT_SKLEARN_IMAGE_TAG
+    )
+    assert job["HyperParameters"]["sagemaker_program"] == '"train.py"'
+    assert job["HyperParameters"]["sagemaker_submit_directory"] == (
+        f'"s3://{ARTIFACTS}/code/jobs.tar.gz"'
+    )
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == (
+        f"s3://{RAW}/incoming/"
+    )
+    assert job["OutputDataConfig"] == {
+        "S3OutputPath": f"s3://{ARTIFACTS}/training/",
+        "KmsKeyId": stack.env[c.KMS_KEY_ARN],
+    }
+    assert job["ResourceConfig"]["VolumeKmsKeyId"] == stack.env[c.KMS_KEY_ARN]
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == (
+        f"s3://{ARTIFACTS}/training/{outcome['job_name']}/output/model.tar.gz"
+    )
+
+
+def test_duplicate_delivery_starts_one_job(stack: Stack, lambda_context: Any) -> None:
+    # given an S3 event that EventBridge delivers twice
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    event = load_event("s3_object_created")
+
+    # when both deliveries are handled
+    first = retrain.handler(event, lambda_context)
+    second = retrain.handler(event, lambda_context)
+
+    # then one job, and the second answer names it
+    assert first["status"] == "started"
+    assert second["status"] == "duplicate"
+    assert second["job_name"] == first["job_name"]
+    assert training_jobs(stack) == [first["job_name"]]
+
+
+def test_schedule_without_new_data_starts_nothing_and_says_so(
+    stack: Stack, lambda_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    first = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    with caplog.at_level(logging.INFO):
+        again = retrain.handler(load_event("scheduled_event"), lambda_context)
+
+    assert again["status"] == "duplicate"
+    assert "no new data" in again["reason"]
+    assert "no new data" in caplog.text
+    assert training_jobs(stack) == [first["job_name"]]
+
+
+def test_new_data_starts_a_new_job(stack: Stack, lambda_context: Any) -> None:
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    first = retrain.handler(load_event("s3_object_created"), lambda_context)
+    put_data(stack, "incoming/2024-05-02/batch-002.csv", "age,plan,label\n61,pro,1\n")
+
+    second = retrain.handler(load_event("scheduled_event"), lambda_context)
+
+    assert second["status"] == "started"
+    assert second["data_version"] != first["data_version"]
+    assert len(training_jobs(stack)) == 2
+
+
+def test_forced_manual_request_retrains_unchanged_data(stack: Stack, lambda_context: Any) -> None:
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    retrain.handler(load_event("s3_object_created"), lambda_context)
+    event = load_event("retrain_request")
+    event["detail"]["force"] = True
+
+    outcome = retrain.start_training(
+        stack.config,
+        stack.clients,
+        retrain.parse_trigger(event, stack.config),
+        now=utcnow() + timedelta(seconds=5),  # a job name of its own
+    )
+
+    assert outcome["status"] == "started"
+    assert len(training_jobs(stack)) == 2
+
+
+def test_trigger_during_a_running_job_is_recorded_skipped_then_picked_up(
+    stack: Stack, lambda_context: Any
+) -> None:
+    # given a running job (moto completes jobs at once: mark it InProgress)
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    running = retrain.handler(load_event("s3_object_created"), lambda_context)["job_name"]
+    set_job_status(running, "InProgress")
+
+    # when new data lands while it runs
+    put_data(stack, "incoming/2024-05-02/batch-002.csv", "age,plan,label\n61,pro,1\n")
+    event = load_event("s3_object_created")
+    event["detail"]["object"]["key"] = "incoming/2024-05-02/batch-002.csv"
+    skipped = retrain.handler(event, lambda_context)
+
+    # then no second job, and the skipped trigger is visible to `mlops status`
+    assert skipped["status"] == "skipped"
+    assert skipped["running_job"] == running
+    assert training_jobs(stack) == [running]
+    status = retrain.training_status(stack.config, stack.clients)
+    assert status["in_flight"] == [running]
+    assert [s["data_version"] for s in status["skipped"]] == [skipped["data_version"]]
+    assert status["skipped"][0]["trigger"] == "s3"
+
+    # and once the job is done, the next trigger trains on the skipped data too
+    set_job_status(running, "Completed")
+    later = retrain.start_training(
+        stack.config,
+        stack.clients,
+        retrain.parse_trigger(load_event("scheduled_event"), stack.config),
+        now=utcnow() + timedelta(seconds=5),
+    )
+    assert later["status"] == "started"
+    assert later["data_version"] == skipped["data_version"]
+    lineage = json.loads(
+        stack.clients.s3.get_object(Bucket=ARTIFACTS, Key=f"lineage/{later['job_name']}.json")[
+            "Body"
+        ].read()
+    )
+    assert "incoming/2024-05-02/batch-002.csv" in [o["key"] for o in lineage["objects"]]
+
+
+def _put_lock(stack: Stack, job: str, age_seconds: int) -> None:
+    now = int(utcnow().timestamp())
+    stack.clients.dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "id": {"S": f"inflight#{MODEL}"},
+            "job_name": {"S": job},
+            "backend": {"S": "sagemaker"},
+            "acquired_at": {"N": str(now - age_seconds)},
+            "expiration": {"N": str(now + 7200)},
+        },
+    )
+
+
+def test_a_fresh_lock_of_a_job_being_started_skips_the_trigger(
+    stack: Stack, lambda_context: Any
+) -> None:
+    # given another invocation took the lock a moment ago and has not created its job yet
+    _put_lock(stack, f"{MODEL}-20240501-115959-ffffffff", age_seconds=5)
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    assert outcome["status"] == "skipped"
+    assert training_jobs(stack) == []
+
+
+def test_a_stale_lock_does_not_block_training(stack: Stack, lambda_context: Any) -> None:
+    _put_lock(stack, f"{MODEL}-20240501-000000-ffffffff", age_seconds=3600)
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    assert outcome["status"] == "started"
+
+
+def test_a_failed_submission_frees_the_data_version_and_the_lock(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given SageMaker refuses the first submission
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    real_submit = retrain.submit_job
+    calls: list[str] = []
+
+    def flaky_submit(*args: Any, **kwargs: Any) -> str:
+        calls.append("x")
+        if len(calls) == 1:
+            raise ClientError(
+                {"Error": {"Code": "ResourceLimitExceeded", "Message": "quota"}},
+                "CreateTrainingJob",
+            )
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(retrain, "submit_job", flaky_submit)
+
+    # when the event is delivered, fails, and Lambda retries it
+    with pytest.raises(ClientError):
+        retrain.handler(load_event("s3_object_created"), lambda_context)
+    retry = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    # then the retry starts the job (neither the record nor the lock was left behind)
+    assert retry["status"] == "started"
+    assert training_jobs(stack) == [retry["job_name"]]
+
+
+def test_no_data_starts_nothing(stack: Stack, lambda_context: Any) -> None:
+    outcome = retrain.handler(load_event("scheduled_event"), lambda_context)
+
+    assert outcome["status"] == "no-data"
+    assert training_jobs(stack) == []
+    assert s3_keys(stack, ARTIFACTS) == []
+
+
+def _with(name: str, path: list[str], value: Any) -> dict[str, Any]:
+    event = load_event(name)
+    target = event
+    for part in path[:-1]:
+        target = target[part]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return event
+
+
+MALFORMED: list[tuple[str, Any, str]] = [
+    ("not an object", ["a", "list"], "not a JSON object"),
+    ("a string", "incoming/x.csv", "not a JSON object"),
+    ("null", None, "not a JSON object"),
+    ("S3 notification shape", load_event("s3_notification_records"), "EventBridge"),
+    ("no source", _with("scheduled_event", ["source"], KeyError), "not an EventBridge event"),
+    ("unknown source", _with("scheduled_event", ["source"], "aws.ec2"), "unsupported event"),
+    (
+        "unknown detail-type",
+        _with("retrain_request", ["detail-type"], "DeleteEverything"),
+        "unsupported event",
+    ),
+    ("detail not an object", _with("retrain_request", ["detail"], "now"), "not an object"),
+    (
+        "S3: other bucket",
+        _with("s3_object_created", ["detail", "bucket", "name"], "someone-elses-bucket"),
+        "not the raw bucket",
+    ),
+    (
+        "S3: outside incoming/",
+        _with("s3_object_created", ["detail", "object", "key"], "archive/2024/a.csv"),
+        "not under incoming/",
+    ),
+    (
+        "S3: not a data file",
+        _with("s3_object_created", ["detail", "object", "key"], "incoming/2024-05-01/notes.txt"),
+        "not a .csv or .parquet",
+    ),
+    (
+        "S3: no key",
+        _with("s3_object_created", ["detail", "object"], {}),
+        "no detail.bucket.name / detail.object.key",
+    ),
+    (
+        "alarm: another alarm",
+        _with("drift_alarm", ["detail", "alarmName"], "cpu-high"),
+        "not the drift alarm",
+    ),
+    (
+        "alarm: back to OK",
+        _with("drift_alarm", ["detail", "state", "value"], "OK"),
+        "not ALARM",
+    ),
+    (
+        "manual: force not a bool",
+        _with("retrain_request", ["detail", "force"], "yes"),
+        "force must be true or false",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "why"), [(e, w) for _, e, w in MALFORMED], ids=[n for n, _, _ in MALFORMED]
+)
+def test_malformed_events_are_rejected_without_any_aws_call(
+    stack: Stack,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    event: Any,
+    why: str,
+) -> None:
+    # given data, and no AWS client may be used from now on
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    def no_client(self: Any, attr: str) -> Any:
+        raise AssertionError(f"AWS client used for a rejected event: {attr}")
+
+    monkeypatch.setattr("lambdas.common.Clients._get", no_client)
+
+    # when the event arrives
+    with caplog.at_level(logging.WARNING):
+        outcome = retrain.handler(event, lambda_context)
+
+    # then it is rejected (not raised: Lambda must not retry it), with the reason logged
+    assert outcome["status"] == "rejected"
+    assert why in outcome["reason"]
+    assert why in caplog.text
+    monkeypatch.undo()
+    assert nothing_created(stack)
+
+
+def test_drift_alarm_without_a_configured_alarm_name_is_rejected(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(c.DRIFT_ALARM_NAME)
+
+    outcome = retrain.handler(load_event("drift_alarm"), lambda_context)
+
+    assert outcome["status"] == "rejected"
+    assert c.DRIFT_ALARM_NAME in outcome["reason"]
+    assert DRIFT_ALARM not in training_jobs(stack)
+
+
+# --- EC2 backend --------------------------------------------------------------------------------
+
+
+def _launch_template(stack: Stack) -> str:
+    return stack.clients.ec2.create_launch_template(
+        LaunchTemplateName="mlops-training",
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.large"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+
+
+def test_ec2_backend_launches_a_self_terminating_tagged_host(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the EC2 backend and the stack's launch template
+    monkeypatch.setenv(c.TRAINING_BACKEND, "ec2")
+    monkeypatch.setenv(c.LAUNCH_TEMPLATE_ID, _launch_template(stack))
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    # when data lands
+    outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    # then one host runs the job: tagged, from the template, terminating on shutdown
+    assert outcome["status"] == "started" and outcome["backend"] == "ec2"
+    instance_id = outcome["resource"]
+    ec2 = stack.clients.ec2
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["mlops:job"] == outcome["job_name"]
+    assert tags["mlops:model"] == MODEL
+    assert tags["mlops:data-version"] == outcome["data_version"]
+    assert tags["mlops:trigger"] == "s3"
+    behaviour = ec2.describe_instance_attribute(
+        InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior"
+    )
+    assert behaviour["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+    assert training_jobs(stack) == []  # no SageMaker job for this backend
+    assert s3_keys(stack, ARTIFACTS, "lineage/") == [f"lineage/{outcome['job_name']}.json"]
+
+    # and while the host runs, another trigger is skipped
+    put_data(stack, "incoming/2024-05-02/batch-002.csv", "age,plan,label\n61,pro,1\n")
+    again = retrain.handler(load_event("scheduled_event"), lambda_context)
+    assert again["status"] == "skipped"
+    assert again["running_job"] == outcome["job_name"]

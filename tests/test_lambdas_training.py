@@ -1,0 +1,246 @@
+"""lambdas.training and lambdas.common: the pure builders, the config and the data version."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from lambdas import constants as c
+from lambdas.common import Clients, Config, ConfigError, data_version, make_job_name
+from lambdas.training import (
+    build_ec2_launch,
+    build_training_request,
+    render_user_data,
+    sklearn_image_uri,
+)
+
+ENV = {
+    c.MODEL_NAME: "churn",
+    c.RAW_BUCKET: "raw",
+    c.ARTIFACTS_BUCKET: "art",
+    c.SAGEMAKER_ROLE_ARN: "arn:aws:iam::123456789012:role/sm",
+    c.KMS_KEY_ARN: "arn:aws:kms:eu-west-1:123456789012:key/k",
+    c.LAUNCH_TEMPLATE_ID: "lt-0123",
+    "AWS_REGION": "eu-west-1",
+}
+JOB = "churn-20240501-120000-0123abcd"
+VERSION = "0123abcd" + "0" * 56
+
+
+def _config(**overrides: str) -> Config:
+    return Config.from_env({**ENV, **overrides})
+
+
+def test_training_request_follows_the_contract() -> None:
+    request = build_training_request(_config(), JOB, VERSION, "s3")
+
+    assert request["TrainingJobName"] == JOB
+    assert request["AlgorithmSpecification"] == {
+        "TrainingImage": (
+            "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:"
+            + c.DEFAULT_SKLEARN_IMAGE_TAG
+        ),
+        "TrainingInputMode": "File",
+    }
+    hps = request["HyperParameters"]
+    assert json.loads(hps["sagemaker_program"]) == "train.py"
+    assert json.loads(hps["sagemaker_submit_directory"]) == "s3://art/code/jobs.tar.gz"
+    assert json.loads(hps["sagemaker_region"]) == "eu-west-1"
+    assert json.loads(hps["target"]) == "label"
+    assert all(isinstance(v, str) for v in hps.values())
+    [channel] = request["InputDataConfig"]
+    assert channel["ChannelName"] == "train"
+    assert channel["DataSource"]["S3DataSource"] == {
+        "S3DataType": "S3Prefix",
+        "S3Uri": "s3://raw/incoming/",
+        "S3DataDistributionType": "FullyReplicated",
+    }
+    assert request["OutputDataConfig"] == {
+        "S3OutputPath": "s3://art/training/",
+        "KmsKeyId": ENV[c.KMS_KEY_ARN],
+    }
+    assert request["ResourceConfig"]["VolumeKmsKeyId"] == ENV[c.KMS_KEY_ARN]
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
+    assert request["RoleArn"] == ENV[c.SAGEMAKER_ROLE_ARN]
+    assert request["EnableNetworkIsolation"] is False
+    assert "VpcConfig" not in request
+    assert request["Tags"] == [
+        {"Key": "mlops:model", "Value": "churn"},
+        {"Key": "mlops:data-version", "Value": VERSION},
+        {"Key": "mlops:trigger", "Value": "s3"},
+    ]
+
+
+def test_training_request_with_vpc_isolation_and_overrides() -> None:
+    config = _config(
+        **{
+            c.SUBNET_IDS: "subnet-a, subnet-b",
+            c.SECURITY_GROUP_IDS: "sg-1",
+            c.NETWORK_ISOLATION: "true",
+            c.TRAINING_IMAGE_URI: "my.registry/sklearn:custom",
+            c.TRAINING_HYPERPARAMETERS: '{"target": "churned", "seed": 7}',
+            c.TRAINING_MAX_SECONDS: "600",
+        }
+    )
+
+    request = build_training_request(config, JOB, VERSION, "manual")
+
+    assert request["VpcConfig"] == {
+        "Subnets": ["subnet-a", "subnet-b"],
+        "SecurityGroupIds": ["sg-1"],
+    }
+    assert request["EnableNetworkIsolation"] is True
+    # an isolated container cannot fetch the bundle from S3: it arrives as a channel
+    assert [ch["ChannelName"] for ch in request["InputDataConfig"]] == ["train", "code"]
+    assert json.loads(request["HyperParameters"]["sagemaker_submit_directory"]) == (
+        "/opt/ml/input/data/code/jobs.tar.gz"
+    )
+    assert request["AlgorithmSpecification"]["TrainingImage"] == "my.registry/sklearn:custom"
+    assert json.loads(request["HyperParameters"]["target"]) == "churned"
+    assert json.loads(request["HyperParameters"]["seed"]) == 7
+    assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 600
+
+
+def test_half_a_vpc_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=c.SECURITY_GROUP_IDS):
+        build_training_request(_config(**{c.SUBNET_IDS: "subnet-a"}), JOB, VERSION, "s3")
+
+
+def test_unknown_region_needs_an_explicit_image() -> None:
+    with pytest.raises(ConfigError, match=c.TRAINING_IMAGE_URI):
+        sklearn_image_uri("xx-nowhere-1")
+    assert sklearn_image_uri("cn-north-1").endswith(
+        ".amazonaws.com.cn/sagemaker-scikit-learn:" + c.DEFAULT_SKLEARN_IMAGE_TAG
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({c.MODEL_NAME: ""}, c.MODEL_NAME),
+        ({c.MODEL_NAME: "churn_v2"}, c.MODEL_NAME),
+        ({c.MODEL_NAME: "m" * 40}, "at most"),
+        ({c.TRAINING_MAX_SECONDS: "an hour"}, c.TRAINING_MAX_SECONDS),
+        ({c.PROMOTION_MARGIN: "nan"}, c.PROMOTION_MARGIN),
+        ({c.TRAINING_HYPERPARAMETERS: "[1]"}, c.TRAINING_HYPERPARAMETERS),
+        ({c.ENDPOINT_MODE: "gpu"}, c.ENDPOINT_MODE),
+        ({c.NETWORK_ISOLATION: "maybe"}, c.NETWORK_ISOLATION),
+    ],
+)
+def test_bad_configuration_names_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _config(**env)
+
+
+def test_require_lists_every_missing_variable() -> None:
+    config = Config.from_env({c.MODEL_NAME: "churn"})
+
+    with pytest.raises(ConfigError) as error:
+        config.require("raw_bucket", "role_arn", "model_package_group")
+
+    assert str(error.value) == (
+        f"missing configuration: {c.RAW_BUCKET}, {c.SAGEMAKER_ROLE_ARN}, {c.MODEL_PACKAGE_GROUP}"
+    )
+
+
+def test_config_defaults_come_from_the_constants() -> None:
+    config = Config.from_env({c.MODEL_NAME: "churn", c.ARTIFACTS_BUCKET: "art"})
+
+    assert config.promotion_margin == float(c.DEFAULTS[c.PROMOTION_MARGIN])
+    assert config.drift_threshold == float(c.DEFAULTS[c.DRIFT_THRESHOLD])
+    assert config.endpoint_mode == c.DEFAULTS[c.ENDPOINT_MODE]
+    assert config.code_s3_uri == "s3://art/code/jobs.tar.gz"
+    assert config.capture_on is False  # serverless endpoints have no data capture
+    assert Config.from_env({c.MODEL_NAME: "m", c.ENDPOINT_MODE: "instance"}).capture_on
+    assert Config.from_env({c.MODEL_NAME: "m", c.CAPTURE_ENABLED: "true"}).capture_on
+
+
+def test_job_name_follows_the_contract() -> None:
+    name = make_job_name("churn", datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC), VERSION)
+
+    assert name == JOB
+    assert _config().job_name_pattern.match(name)
+    assert len(make_job_name("m" * 38, datetime.now(UTC), VERSION)) == 63
+
+
+def test_data_version_is_order_and_quote_independent() -> None:
+    a = {"key": "incoming/a.csv", "etag": '"aaa"'}
+    b = {"key": "incoming/b.csv", "etag": "bbb"}
+
+    assert data_version([a, b]) == data_version([b, {**a, "etag": "aaa"}])
+    assert data_version([a, b]) != data_version([a, {**b, "etag": "ccc"}])
+    expected = "incoming/a.csv\taaa\nincoming/b.csv\tbbb"
+    import hashlib
+
+    assert data_version([a, b]) == hashlib.sha256(expected.encode()).hexdigest()
+
+
+# --- EC2 backend --------------------------------------------------------------------------------
+
+
+def test_ec2_launch_uses_the_template_and_terminates_itself() -> None:
+    launch = build_ec2_launch(_config(), JOB, VERSION, "schedule")
+
+    assert launch["LaunchTemplate"] == {"LaunchTemplateId": "lt-0123", "Version": "$Default"}
+    assert launch["InstanceInitiatedShutdownBehavior"] == "terminate"
+    assert (launch["MinCount"], launch["MaxCount"]) == (1, 1)
+    tags = {t["Key"]: t["Value"] for t in launch["TagSpecifications"][0]["Tags"]}
+    assert tags["mlops:job"] == JOB and tags["mlops:trigger"] == "schedule"
+
+
+def test_user_data_runs_the_same_contract_and_is_valid_bash(tmp_path: Path) -> None:
+    script = render_user_data(_config(), JOB)
+
+    for expected in [
+        f"LINEAGE=s3://art/lineage/{JOB}.json",  # downloads exactly the lineage's versions
+        "--version-id",
+        "-m jobs.train",
+        "SM_CHANNEL_TRAIN=/opt/ml/input/data/train",
+        "SM_MODEL_DIR=/opt/ml/model",
+        f"OUT=s3://art/training/{JOB}/output",
+        '"$OUT/model.tar.gz"',
+        '"$OUT/output.tar.gz"',
+        '"$OUT/failure"',
+        "aws events put-events",
+        "shutdown -h now",
+        'timeout "$MAX_SECONDS"',
+        "scikit-learn==",
+    ]:
+        assert expected in script, expected
+    hps = script.split("<<'MLOPS_HPS'\n", 1)[1].split("\nMLOPS_HPS", 1)[0]
+    assert json.loads(json.loads(hps)["sagemaker_program"]) == "train.py"
+    if shutil.which("bash") is None:  # pragma: no cover
+        pytest.skip("no bash")
+    path = tmp_path / "user-data.sh"
+    path.write_text(script)
+    subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+def test_handlers_import_nothing_heavy() -> None:
+    code = (
+        "import sys, lambdas.retrain, lambdas.promote, lambdas.drift, lambdas.training;"
+        "heavy = {'pandas', 'numpy', 'sklearn', 'scipy', 'sagemaker'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+    assert out.stdout.strip() == "[]"
+
+
+def test_clients_follow_the_endpoint_of_the_handler_environment() -> None:
+    # the local cloud calls handle(event, environ) in-process with its own endpoint
+    local = Config.from_env(
+        {c.MODEL_NAME: "m", "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:5999"}
+    )
+    aws = Config.from_env({c.MODEL_NAME: "m", "AWS_REGION": "eu-west-1"})
+
+    assert Clients.for_config(local).sagemaker.meta.endpoint_url == "http://127.0.0.1:5999"
+    assert Clients.for_config(aws).sagemaker.meta.endpoint_url == (
+        "https://api.sagemaker.eu-west-1.amazonaws.com"
+    )
