@@ -1,0 +1,245 @@
+"""infra/policies.py: pure policy documents, scoped to one stack's resources."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from infra_helpers import actions, as_list, statement, statements
+
+from infra import policies
+from infra.config import default_image_uri, parse_image_uri
+from infra.naming import Names
+from lambdas import constants as c
+
+N = Names(
+    project="mlops", stack="dev", model="fraud", account_id="111122223333", region="eu-west-1"
+)
+KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SM_ROLE = N.role_arn("sagemaker")
+EC2_ROLE = N.role_arn("ec2-training")
+TEMPLATE = "arn:aws:ec2:eu-west-1:111122223333:launch-template/lt-0abc"
+IMAGE = default_image_uri("eu-west-1")
+OWN_BUCKETS = {N.raw_bucket, N.artifacts_bucket, N.capture_bucket, N.access_log_bucket}
+
+#: Actions that have no resource-level permission, so "*" is the only valid resource.
+STAR_ONLY = {
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "sagemaker:ListTrainingJobs",
+    "sagemaker:ListModelPackages",
+    "ec2:DescribeInstances",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+}
+
+ROLE_POLICIES: dict[str, Callable[[], dict[str, Any]]] = {
+    "sagemaker": lambda: policies.sagemaker_execution_policy(
+        N, kms_key_arn=KEY, image_uris=[IMAGE, IMAGE], metric_namespace="MLOps"
+    ),
+    "ec2-training": lambda: policies.ec2_training_policy(
+        N, kms_key_arn=KEY, image_uris=[IMAGE], metric_namespace="MLOps"
+    ),
+    "retrain": lambda: policies.retrain_policy(N, kms_key_arn=KEY, sagemaker_role_arn=SM_ROLE),
+    "retrain-launch": lambda: policies.launch_training_host_policy(
+        N, launch_template_arn=TEMPLATE, ec2_role_arn=EC2_ROLE, kms_key_arn=KEY
+    ),
+    "promote": lambda: policies.promote_policy(N, kms_key_arn=KEY, sagemaker_role_arn=SM_ROLE),
+    "drift": lambda: policies.drift_policy(N, kms_key_arn=KEY, metric_namespace="MLOps"),
+}
+
+
+def _by_action(doc: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements(doc) if action in as_list(s["Action"])]
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_POLICIES))
+def test_no_wildcard_actions_and_star_only_where_aws_needs_it(role: str) -> None:
+    doc = ROLE_POLICIES[role]()
+    json.dumps(doc)  # serialisable as is
+    for s in statements(doc):
+        assert s["Effect"] == "Allow" and "NotAction" not in s and "Sid" in s
+        for action in as_list(s["Action"]):
+            assert action != "*" and not action.endswith(":*"), (role, s["Sid"])
+            assert "*" not in action, f"{role}/{s['Sid']}: wildcard in action {action}"
+        if "*" in as_list(s["Resource"]):
+            assert set(as_list(s["Action"])) <= STAR_ONLY, (role, s["Sid"])
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_POLICIES))
+def test_every_arn_belongs_to_this_stack(role: str) -> None:
+    for s in statements(ROLE_POLICIES[role]()):
+        for arn in as_list(s["Resource"]):
+            if arn == "*":
+                continue
+            if arn.startswith("arn:aws:s3:::"):
+                assert arn.removeprefix("arn:aws:s3:::").split("/")[0] in OWN_BUCKETS, arn
+            elif ":ecr:" in arn:
+                assert arn.endswith("repository/sagemaker-scikit-learn"), arn
+            elif arn.startswith("arn:aws:ec2:eu-west-1::image/"):
+                assert s["Condition"]["ArnLike"]["ec2:LaunchTemplate"] == TEMPLATE
+            else:
+                assert ":111122223333:" in arn, arn
+                assert (
+                    N.prefix in arn
+                    or N.job_prefix in arn
+                    or arn == KEY
+                    or "/aws/sagemaker/TrainingJobs" in arn
+                    or arn.endswith(":event-bus/default")
+                    or "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in arn
+                    or s["Sid"] in {"LaunchTrainingHostFromTemplate", "TagTrainingHostAtLaunch"}
+                    or arn.endswith(":scalable-target/*")
+                ), f"{role}/{s['Sid']}: {arn} is not scoped to the stack"
+
+
+def test_put_metric_data_is_limited_to_own_namespaces() -> None:
+    for role in ("sagemaker", "ec2-training", "drift"):
+        (s,) = _by_action(ROLE_POLICIES[role](), "cloudwatch:PutMetricData")
+        namespaces = s["Condition"]["StringLike"]["cloudwatch:namespace"]
+        assert "MLOps" in namespaces and "*" not in namespaces
+
+
+def test_pass_role_only_to_the_named_service() -> None:
+    (retrain,) = _by_action(ROLE_POLICIES["retrain"](), "iam:PassRole")
+    assert retrain["Resource"] == SM_ROLE
+    assert retrain["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    (launch,) = _by_action(ROLE_POLICIES["retrain-launch"](), "iam:PassRole")
+    assert launch["Resource"] == EC2_ROLE
+    assert launch["Condition"]["StringEquals"]["iam:PassedToService"] == "ec2.amazonaws.com"
+    (promote,) = _by_action(ROLE_POLICIES["promote"](), "iam:PassRole")
+    assert promote["Resource"] == SM_ROLE
+
+
+def test_sagemaker_role_reads_incoming_data_and_code_and_writes_training_output() -> None:
+    doc = ROLE_POLICIES["sagemaker"]()
+    listing = statement(doc, "ListTrainingData")
+    assert listing["Resource"] == f"arn:aws:s3:::{N.raw_bucket}"
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["incoming/", "incoming/*"]
+    assert (
+        statement(doc, "ReadTrainingData")["Resource"] == f"arn:aws:s3:::{N.raw_bucket}/incoming/*"
+    )
+    assert statement(doc, "WriteTrainingOutput")["Resource"] == (
+        f"arn:aws:s3:::{N.artifacts_bucket}/training/*"
+    )
+    read = statement(doc, "ReadCodeAndModels")["Resource"]
+    assert f"arn:aws:s3:::{N.artifacts_bucket}/code/*" in read
+    account, region, repo = parse_image_uri(IMAGE)
+    assert statement(doc, "PullFrameworkImages")["Resource"] == [
+        f"arn:aws:ecr:{region}:{account}:repository/{repo}"
+    ]
+    assert statement(doc, "UseStackKey")["Resource"] == KEY
+    grant = statement(doc, "GrantStackKeyToAwsServices")
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_retrain_role() -> None:
+    doc = ROLE_POLICIES["retrain"]()
+    jobs = statement(doc, "RunTrainingJobs")
+    assert "sagemaker:CreateTrainingJob" in jobs["Action"]
+    assert jobs["Resource"] == "arn:aws:sagemaker:eu-west-1:111122223333:training-job/fraud-dev-*"
+    assert statement(doc, "IdempotencyRecords")["Resource"] == N.table_arn
+    assert statement(doc, "WriteLineage")["Resource"] == (
+        f"arn:aws:s3:::{N.artifacts_bucket}/{c.LINEAGE_PREFIX}*"
+    )
+    assert "ec2:RunInstances" not in actions(statements(doc))
+    launch = statement(ROLE_POLICIES["retrain-launch"](), "LaunchTrainingHostFromTemplate")
+    assert launch["Condition"] == {"ArnLike": {"ec2:LaunchTemplate": TEMPLATE}}
+    assert TEMPLATE in launch["Resource"]
+    volume_key = statement(ROLE_POLICIES["retrain-launch"](), "EncryptTrainingHostVolume")
+    assert volume_key["Condition"] == {
+        "StringEquals": {"kms:ViaService": "ec2.eu-west-1.amazonaws.com"}
+    }
+
+
+def test_promote_role() -> None:
+    doc = ROLE_POLICIES["promote"]()
+    packages = statement(doc, "RegisterModelPackages")["Resource"]
+    assert packages == [
+        "arn:aws:sagemaker:eu-west-1:111122223333:model-package-group/mlops-dev-fraud",
+        "arn:aws:sagemaker:eu-west-1:111122223333:model-package/mlops-dev-fraud/*",
+    ]
+    deploy = statement(doc, "DeployEndpoint")
+    assert "arn:aws:sagemaker:eu-west-1:111122223333:endpoint/mlops-dev-fraud" in deploy["Resource"]
+    assert statement(doc, "PublishAlerts")["Resource"] == N.topic_arn
+    slr = statement(doc, "CreateAutoscalingServiceLinkedRole")
+    assert slr["Condition"]["StringLike"]["iam:AWSServiceName"] == (
+        "sagemaker.application-autoscaling.amazonaws.com"
+    )
+
+
+def test_drift_role() -> None:
+    doc = ROLE_POLICIES["drift"]()
+    assert statement(doc, "ReadCapture")["Resource"] == f"arn:aws:s3:::{N.capture_bucket}/*"
+    assert statement(doc, "ReadWriteDriftState")["Resource"] == (
+        f"arn:aws:s3:::{N.artifacts_bucket}/{c.DRIFT_STATE_KEY_PREFIX}*"
+    )
+    assert statement(doc, "RaiseDriftAlarm") == {
+        "Sid": "RaiseDriftAlarm",
+        "Effect": "Allow",
+        "Action": ["cloudwatch:SetAlarmState"],
+        "Resource": "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:mlops-dev-fraud-drift",
+    }
+
+
+def test_ec2_host_reports_state_only_from_the_control_plane_source() -> None:
+    doc = ROLE_POLICIES["ec2-training"]()
+    report = statement(doc, "ReportTrainingState")
+    assert report["Action"] == ["events:PutEvents"]
+    assert report["Condition"] == {"StringEquals": {"events:source": c.EVENT_SOURCE}}
+    assert not [a for a in actions(statements(doc)) if a.startswith("ec2:")]
+
+
+def test_key_policy_has_no_kms_star_and_conditions_every_service() -> None:
+    doc = policies.kms_key_policy(N)
+    assert "kms:*" not in actions(statements(doc))
+    account = statement(doc, "AccountAdministersAndUsesKeyThroughIam")
+    assert account["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
+    logs = statement(doc, "CloudWatchLogsEncryptsThisStacksLogGroups")
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
+        "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/mlops-dev-fraud-*"
+    )
+
+
+def test_bucket_policy_denies_plain_http_and_old_tls() -> None:
+    doc = policies.bucket_policy(N, N.raw_bucket)
+    deny = statement(doc, "DenyInsecureTransport")
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement(doc, "DenyOutdatedTls")["Condition"] == {
+        "NumericLessThan": {"s3:TlsVersion": "1.2"}
+    }
+    assert [s for s in statements(doc) if s["Effect"] == "Allow"] == []
+
+
+def test_dlq_and_topic_policies() -> None:
+    role = N.role_arn("drift")
+    dlq = policies.dlq_policy(N, "drift", role)
+    assert statement(dlq, "FunctionRoleSends")["Principal"] == {"AWS": role}
+    assert statement(dlq, "FunctionRoleSends")["Resource"] == N.queue_arn("drift")
+    topic = policies.topic_policy(N)
+    alarms = statement(topic, "CloudWatchAlarmsPublish")
+    assert alarms["Condition"]["ArnLike"]["aws:SourceArn"] == (
+        "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:mlops-dev-fraud-*"
+    )
+
+
+def test_names_are_deterministic_and_fit_aws_limits() -> None:
+    assert N.raw_bucket == "mlops-dev-fraud-raw-111122223333"
+    assert N.job_prefix == "fraud-dev"
+    assert N.code_bundle_uri == "s3://mlops-dev-fraud-artifacts-111122223333/code/jobs.tar.gz"
+    assert len(N.access_log_bucket) <= 63
+    assert (
+        Names("mlops", "prod", "x", "1" * 12, "cn-north-1").bucket_arn("b") == "arn:aws-cn:s3:::b"
+    )
+
+
+def test_image_uri_parsing() -> None:
+    assert parse_image_uri(IMAGE) == ("141502667606", "eu-west-1", "sagemaker-scikit-learn")
+    with pytest.raises(ValueError, match="not an ECR image URI"):
+        parse_image_uri("docker.io/library/python:3.11")
