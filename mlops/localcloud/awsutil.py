@@ -1,0 +1,81 @@
+"""Small helpers shared by the runner, the router and the endpoint host."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops.localcloud.state import FAKE_CREDENTIALS
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URI without a bucket: {uri!r}")
+    return bucket, key
+
+
+def join_s3(uri: str, *parts: str) -> str:
+    out = uri.rstrip("/")
+    for part in parts:
+        out += "/" + part.strip("/")
+    return out
+
+
+def utcnow() -> datetime:
+    # moto keeps naive UTC datetimes in its models; keep the same convention there.
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def iso_z(value: Any = None) -> str:
+    """An EventBridge-style timestamp (``2024-01-31T12:00:00Z``) from a datetime/epoch."""
+    if value is None:
+        dt = datetime.now(UTC)
+    elif isinstance(value, int | float):
+        dt = datetime.fromtimestamp(float(value), UTC)
+    elif isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+    else:
+        return str(value)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_ms(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+class ClientFactory:
+    """boto3 clients bound to the local moto server (fake credentials), cached."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, service: str, region: str) -> Any:
+        key = (service, region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                import boto3
+                from botocore.config import Config
+
+                session = boto3.session.Session(
+                    aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                    region_name=region,
+                )
+                client = session.client(  # type: ignore[call-overload]
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    config=Config(retries={"max_attempts": 2}, connect_timeout=5),
+                )
+                self._clients[key] = client
+            return client

@@ -1,0 +1,355 @@
+"""The hooks into moto that make its stored resources act (all STAND-INS, narrowly).
+
+Installed by :class:`mlops.localcloud.server.LocalCloud` while it runs, removed
+when it stops (moto's classes are left as they were). Each hook below is
+labelled with the AWS behaviour it stands in for and what does the work.
+
+- SageMaker ``CreateTrainingJob``: job set InProgress and run by the job runner
+  (moto: Completed at once, nothing runs). Its ``Environment`` is kept (moto
+  drops it) and its ``MetricDefinitions`` too (moto replaces them with a sample).
+- SageMaker ``StopTrainingJob``: added (moto lacks it); stops the job's process.
+- SageMaker ``UpdateEndpoint``: added (moto: 500 NotImplemented); endpoint host.
+- SageMaker ``DescribeEndpoint``: ``DataCaptureConfig`` in its summary shape
+  (moto echoes the config's, which lacks ``CaptureStatus``/``CurrentSamplingPercentage``).
+- SageMaker ``DeleteEndpoint``: the endpoint host forgets the endpoint.
+- sagemaker-runtime ``InvokeEndpoint``: real predictions (moto: ``b'body'``).
+- EventBridge rule targets: Lambda targets go to the event router (moto: 500
+  for PutEvents; S3 events silently dropped); disabled rules and schedule-only
+  rules no longer receive pattern events.
+- S3 -> EventBridge: the event in AWS's shape (``reason`` "PutObject", ISO time,
+  ``etag``), on the default bus only (moto: ``reason`` "ObjectCreated", all buses).
+- S3 -> Lambda notifications: through the event router (moto needs Docker).
+- CloudWatch ``SetAlarmState``: a "CloudWatch Alarm State Change" event when the
+  state changes (moto: none).
+- Lambda ``DeadLetterConfig``: stored and returned (moto drops it); the router
+  sends failed events there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops.localcloud.server import LocalCloud
+
+logger = logging.getLogger(__name__)
+
+_MISSING = object()
+
+
+class Patcher:
+    """Set attributes on classes/modules and put the originals back on :meth:`undo`."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def set(self, owner: Any, name: str, value: Any) -> Any:
+        """Replace ``owner.name``; returns the original (None when there was none)."""
+        original = owner.__dict__.get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
+        if original is _MISSING:
+            original = getattr(owner, name, _MISSING)
+            self._undo.append((owner, name, _MISSING))
+        else:
+            self._undo.append((owner, name, original))
+        setattr(owner, name, value)
+        return None if original is _MISSING else original
+
+    def undo(self) -> None:
+        while self._undo:
+            owner, name, original = self._undo.pop()
+            if original is _MISSING:
+                with contextlib.suppress(AttributeError):
+                    delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+def install(cloud: LocalCloud) -> Patcher:
+    """Hook moto so that ``cloud``'s runner, router and endpoint host do the work."""
+    patcher = Patcher()
+    _patch_sagemaker(patcher, cloud)
+    _patch_runtime(patcher, cloud)
+    _patch_events(patcher, cloud)
+    _patch_s3(patcher, cloud)
+    _patch_cloudwatch(patcher, cloud)
+    _patch_lambda(patcher)
+    _patch_policy_conditions(patcher)
+    return patcher
+
+
+# ----------------------------------------------------------------------- IAM conditions
+
+
+def _patch_policy_conditions(patcher: Patcher) -> None:
+    """STAND-IN for a moto gap: moto counts a Condition whose context key the request
+    does not carry as satisfied, so a Deny on ``aws:SecureTransport: false`` refuses every
+    request to a TLS-only bucket. In IAM a missing key makes the condition false (bar
+    ``...IfExists`` and ``Null``), so the statement does not apply: here it is neutral,
+    as for a request that came over TLS 1.2 to AWS's HTTPS endpoints."""
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    original = IAMPolicyStatement.is_action_permitted
+
+    def is_action_permitted(
+        self: Any,
+        action: str,
+        resource: str = "*",
+        principal: str | None = None,
+        incoming_condition_values: dict[str, str] | None = None,
+    ) -> Any:
+        known = incoming_condition_values or {}
+        for operator, values in (self._statement.get("Condition") or {}).items():
+            if operator.endswith("IfExists") or operator == "Null":
+                continue
+            if any(key not in known for key in values):
+                return PermissionResult.NEUTRAL
+        return original(self, action, resource, principal, incoming_condition_values)
+
+    patcher.set(IAMPolicyStatement, "is_action_permitted", is_action_permitted)
+
+
+# ----------------------------------------------------------------------- SageMaker
+
+
+def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    create_job = SageMakerModelBackend.create_training_job
+
+    # STAND-IN: SageMaker training. moto marks the job Completed; we queue it to run.
+    def create_training_job(self: Any, *args: Any, **kwargs: Any) -> Any:
+        spec = kwargs.get("algorithm_specification")
+        definitions = copy.deepcopy((spec or {}).get("MetricDefinitions"))
+        job = create_job(self, *args, **kwargs)
+        # moto overwrites MetricDefinitions with a sample; keep the caller's
+        if definitions:
+            job.algorithm_specification["MetricDefinitions"] = definitions
+        else:
+            job.algorithm_specification.pop("MetricDefinitions", None)
+        cloud.runner.submit(job, self.account_id, self.region_name)
+        return job
+
+    patcher.set(SageMakerModelBackend, "create_training_job", create_training_job)
+
+    create_job_response = SageMakerResponse.create_training_job
+
+    # STAND-IN: moto drops CreateTrainingJob's Environment; keep it for the job's process.
+    def create_training_job_response(self: Any) -> Any:
+        environment = self._get_param("Environment")
+        result = create_job_response(self)
+        job = self.sagemaker_backend.training_jobs.get(self._get_param("TrainingJobName"))
+        if job is not None and environment:
+            job.environment = dict(environment)
+        return result
+
+    patcher.set(SageMakerResponse, "create_training_job", create_training_job_response)
+
+    # STAND-IN: StopTrainingJob (moto lacks it).
+    def stop_training_job(self: Any) -> Any:
+        name = self._get_param("TrainingJobName")
+        backend = self.sagemaker_backend
+        job = backend.training_jobs.get(name)
+        if job is None:
+            arn = FakeTrainingJob.arn_formatter(name, backend.account_id, backend.region_name)
+            raise ValidationError(message=f"Could not find training job '{arn}'.")
+        cloud.runner.stop(job, backend.account_id, backend.region_name)
+        return EmptyResult()
+
+    patcher.set(SageMakerResponse, "stop_training_job", stop_training_job)
+
+    # STAND-IN: UpdateEndpoint (moto: 500 NotImplemented).
+    def update_endpoint(self: Any) -> Any:
+        backend = self.sagemaker_backend
+        arn = cloud.endpoints.update_endpoint(
+            backend.account_id,
+            backend.region_name,
+            self._get_param("EndpointName"),
+            self._get_param("EndpointConfigName"),
+        )
+        return ActionResult({"EndpointArn": arn})
+
+    patcher.set(SageMakerResponse, "update_endpoint", update_endpoint)
+
+    describe_endpoint = SageMakerModelBackend.describe_endpoint
+
+    # STAND-IN: DescribeEndpoint's DataCaptureConfig is a summary in AWS.
+    def describe_endpoint_patched(self: Any, endpoint_name: str) -> dict[str, Any]:
+        response = dict(describe_endpoint(self, endpoint_name))
+        capture = response.get("DataCaptureConfig")
+        if capture and "CaptureStatus" not in capture:
+            enabled = bool(capture.get("EnableCapture", True))
+            response["DataCaptureConfig"] = {
+                "EnableCapture": enabled,
+                "CaptureStatus": "Started" if enabled else "Stopped",
+                "CurrentSamplingPercentage": capture.get("InitialSamplingPercentage", 100),
+                "DestinationS3Uri": capture.get("DestinationS3Uri", ""),
+                "KmsKeyId": capture.get("KmsKeyId", ""),
+            }
+        elif not capture:
+            response.pop("DataCaptureConfig", None)
+        return response
+
+    patcher.set(SageMakerModelBackend, "describe_endpoint", describe_endpoint_patched)
+
+    delete_endpoint = SageMakerModelBackend.delete_endpoint
+
+    def delete_endpoint_patched(self: Any, endpoint_name: str) -> None:
+        delete_endpoint(self, endpoint_name)
+        cloud.endpoints.forget(self.account_id, self.region_name, endpoint_name)
+
+    patcher.set(SageMakerModelBackend, "delete_endpoint", delete_endpoint_patched)
+
+
+def _patch_runtime(patcher: Patcher, cloud: LocalCloud) -> None:
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    # Binary request bodies must reach the model as bytes (moto decodes them as UTF-8).
+    patcher.set(SageMakerRuntimeResponse, "use_raw_body", True)
+
+    # STAND-IN: SageMaker hosting. moto answers a fixed b'body'.
+    def invoke_endpoint(self: Any) -> Any:
+        name = self._get_params().get("EndpointName") or self.path.split("/")[2]
+        body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.raw_body).encode()
+        return cloud.endpoints.invoke(self.current_account, self.region, name, body, self.headers)
+
+    patcher.set(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
+
+
+# ---------------------------------------------------------------------- EventBridge
+
+
+def _patch_events(patcher: Patcher, cloud: LocalCloud) -> None:
+    from moto.events.models import Rule
+
+    original: Callable[..., None] = Rule.send_to_targets
+
+    # STAND-IN: EventBridge -> Lambda (moto raises NotImplementedError for Lambda targets).
+    def send_to_targets(self: Any, event: Any, transform_input: bool = True) -> None:
+        cloud.router.on_rule_event(self, event, transform_input, original)
+
+    patcher.set(Rule, "send_to_targets", send_to_targets)
+    # fire_schedule hands a schedule rule's non-Lambda targets to moto's own code
+    patcher.set(Rule, "_localcloud_original_send_to_targets", original)
+
+
+# ------------------------------------------------------------------------------- S3
+
+
+def _patch_s3(patcher: Patcher, cloud: LocalCloud) -> None:
+    from moto.s3 import notifications
+
+    from mlops.localcloud.router import s3_object_event
+
+    original_eventbridge = notifications._send_event_bridge_message
+
+    # STAND-IN: S3 -> EventBridge notifications in AWS's event shape.
+    def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        try:
+            if "ObjectTagging" in str(getattr(event_name, "value", event_name)):
+                # moto tags (and notifies) on every PutObject, even without tags: AWS does not
+                return
+            event = s3_object_event(account_id, bucket, event_name, key)
+            if event is None:  # other event types: moto's own shape
+                original_eventbridge(account_id, bucket, event_name, key)
+                return
+            cloud.router.publish(event, account_id, bucket.region_name)
+        except Exception:  # like moto: a notification failure never fails the S3 call
+            logger.exception("S3 EventBridge notification for %s failed", bucket.name)
+
+    patcher.set(notifications, "_send_event_bridge_message", send_event_bridge_message)
+
+    # STAND-IN: S3 -> Lambda notifications (moto invokes through Docker).
+    def invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        from mlops.localcloud.router import Delivery
+
+        cloud.router.enqueue(
+            Delivery(
+                rule="s3-notification",
+                rule_arn="",
+                target_id="",
+                function_arn=fn_arn,
+                payload=event_body,
+                source="aws:s3",
+                detail_type="S3 notification",
+            )
+        )
+
+    patcher.set(notifications, "_invoke_awslambda", invoke_awslambda)
+
+
+# ------------------------------------------------------------------------ CloudWatch
+
+
+def _patch_cloudwatch(patcher: Patcher, cloud: LocalCloud) -> None:
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    from mlops.localcloud.awsutil import iso_z
+    from mlops.localcloud.router import alarm_event
+
+    set_alarm_state = CloudWatchBackend.set_alarm_state
+
+    # STAND-IN: "CloudWatch Alarm State Change" events (moto emits none).
+    def set_alarm_state_patched(
+        self: Any, alarm_name: str, reason: str, reason_data: str, state_value: str
+    ) -> None:
+        alarm = self.alarms.get(alarm_name)
+        previous = (
+            {
+                "value": alarm.state_value,
+                "reason": alarm.state_reason,
+                "timestamp": iso_z(alarm.state_updated_timestamp),
+            }
+            if alarm is not None
+            else None
+        )
+        set_alarm_state(self, alarm_name, reason, reason_data, state_value)
+        if alarm is not None and previous is not None and previous["value"] != state_value:
+            cloud.router.publish(
+                alarm_event(alarm, self.account_id, self.region_name, previous),
+                self.account_id,
+                self.region_name,
+            )
+
+    patcher.set(CloudWatchBackend, "set_alarm_state", set_alarm_state_patched)
+
+
+# ---------------------------------------------------------------------------- Lambda
+
+
+def _patch_lambda(patcher: Patcher) -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    init = LambdaFunction.__init__
+    update = LambdaFunction.update_configuration
+    get_configuration = LambdaFunction.get_configuration
+
+    # STAND-IN: Lambda DeadLetterConfig (moto drops it).
+    def init_patched(
+        self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> None:
+        init(self, account_id, spec, *args, **kwargs)
+        self._localcloud_dead_letter_arn = (spec.get("DeadLetterConfig") or {}).get("TargetArn")
+
+    def update_patched(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+        if "DeadLetterConfig" in config_updates:
+            dlq = config_updates.get("DeadLetterConfig") or {}
+            self._localcloud_dead_letter_arn = dlq.get("TargetArn") or None
+        return update(self, config_updates)
+
+    def get_configuration_patched(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config = get_configuration(self, *args, **kwargs)
+        arn = getattr(self, "_localcloud_dead_letter_arn", None)
+        if arn:
+            config["DeadLetterConfig"] = {"TargetArn": arn}
+        return config
+
+    patcher.set(LambdaFunction, "__init__", init_patched)
+    patcher.set(LambdaFunction, "update_configuration", update_patched)
+    patcher.set(LambdaFunction, "get_configuration", get_configuration_patched)

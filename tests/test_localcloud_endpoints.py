@@ -1,0 +1,137 @@
+"""The endpoint stand-ins: real predictions, UpdateEndpoint, data capture."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from localcloud_helpers import (
+    client,
+    deploy_endpoint_config,
+    deploy_model,
+    fake_loader,
+)
+
+from mlops.localcloud import LocalCloud
+
+MODELS = "model-bucket"
+CAPTURE = "capture-bucket"
+BODY = b'{"instances": [[1, 2]]}'
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[LocalCloud]:
+    with LocalCloud(0, state_dir=tmp_path / "state", model_loader=fake_loader) as running:
+        s3 = client(running, "s3")
+        s3.create_bucket(Bucket=MODELS)
+        s3.create_bucket(Bucket=CAPTURE)
+        deploy_model(running, MODELS, "model-a", "yes")
+        deploy_model(running, MODELS, "model-b", "no")
+        deploy_model(running, MODELS, "model-broken", None)
+        deploy_endpoint_config(running, "config-a", "model-a", f"s3://{CAPTURE}/capture")
+        deploy_endpoint_config(running, "config-b", "model-b")
+        deploy_endpoint_config(running, "config-broken", "model-broken")
+        client(running, "sagemaker").create_endpoint(
+            EndpointName="churn", EndpointConfigName="config-a"
+        )
+        yield running
+
+
+def _predict(cloud: LocalCloud, body: bytes = BODY) -> str:
+    response = client(cloud, "sagemaker-runtime").invoke_endpoint(
+        EndpointName="churn", Body=body, ContentType="application/json"
+    )
+    assert response["InvokedProductionVariant"] == "AllTraffic"
+    return str(json.loads(response["Body"].read())["predictions"][0]["label"])
+
+
+def test_invoke_serves_the_deployed_model(cloud: LocalCloud) -> None:
+    assert _predict(cloud) == "yes"
+
+
+def test_bad_request_is_a_model_error_and_the_endpoint_keeps_serving(cloud: LocalCloud) -> None:
+    runtime = client(cloud, "sagemaker-runtime")
+
+    with pytest.raises(runtime.exceptions.ModelError) as caught:
+        runtime.invoke_endpoint(EndpointName="churn", Body=b"[1]", ContentType="application/json")
+
+    error = caught.value.response
+    assert "expected a JSON object with 'instances'" in error["Error"]["Message"]
+    assert error["OriginalStatusCode"] == 400
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert _predict(cloud) == "yes"
+
+
+def test_invoke_missing_endpoint_is_a_validation_error(cloud: LocalCloud) -> None:
+    runtime = client(cloud, "sagemaker-runtime")
+
+    with pytest.raises(runtime.exceptions.ValidationError, match=r"Endpoint nope .* not found"):
+        runtime.invoke_endpoint(EndpointName="nope", Body=BODY, ContentType="application/json")
+
+
+def test_data_capture_is_written_to_the_configured_bucket(cloud: LocalCloud) -> None:
+    _predict(cloud)
+    assert cloud.wait_idle(10)  # flushes the capture writer
+
+    s3 = client(cloud, "s3")
+    [obj] = s3.list_objects_v2(Bucket=CAPTURE)["Contents"]
+    assert obj["Key"].startswith("capture/churn/AllTraffic/")
+    assert obj["Key"].endswith(".jsonl")
+    stored = s3.get_object(Bucket=CAPTURE, Key=obj["Key"])
+    assert stored["SSEKMSKeyId"] == "alias/capture"
+    record = json.loads(stored["Body"].read().splitlines()[0])
+    assert record["captureData"]["endpointInput"]["data"] == BODY.decode()
+    assert json.loads(record["captureData"]["endpointOutput"]["data"])["predictions"]
+    summary = client(cloud, "sagemaker").describe_endpoint(EndpointName="churn")
+    assert summary["DataCaptureConfig"]["CaptureStatus"] == "Started"
+
+
+def test_update_endpoint_swaps_the_config(cloud: LocalCloud) -> None:
+    sm = client(cloud, "sagemaker")
+    _predict(cloud)
+
+    sm.update_endpoint(EndpointName="churn", EndpointConfigName="config-b")
+    assert cloud.wait_idle(10)
+
+    described = sm.describe_endpoint(EndpointName="churn")
+    assert described["EndpointStatus"] == "InService"
+    assert described["EndpointConfigName"] == "config-b"
+    assert "FailureReason" not in described
+    assert _predict(cloud) == "no"
+    # the old config may go once the endpoint has moved on
+    sm.delete_endpoint_config(EndpointConfigName="config-a")
+    assert _predict(cloud) == "no"
+
+
+def test_update_to_a_missing_config_is_refused(cloud: LocalCloud) -> None:
+    sm = client(cloud, "sagemaker")
+
+    with pytest.raises(sm.exceptions.ClientError, match="Could not find endpoint configuration"):
+        sm.update_endpoint(EndpointName="churn", EndpointConfigName="config-missing")
+
+    described = sm.describe_endpoint(EndpointName="churn")
+    assert described["EndpointConfigName"] == "config-a"
+    assert described["EndpointStatus"] == "InService"
+    assert _predict(cloud) == "yes"
+
+
+def test_update_to_a_broken_model_rolls_back(cloud: LocalCloud) -> None:
+    sm = client(cloud, "sagemaker")
+
+    sm.update_endpoint(EndpointName="churn", EndpointConfigName="config-broken")
+    assert cloud.wait_idle(10)
+
+    described = sm.describe_endpoint(EndpointName="churn")
+    assert described["EndpointStatus"] == "InService"
+    assert described["EndpointConfigName"] == "config-a"
+    assert "config-broken" in described["FailureReason"]
+    assert _predict(cloud) == "yes"
+
+
+def test_update_missing_endpoint_is_refused(cloud: LocalCloud) -> None:
+    sm = client(cloud, "sagemaker")
+
+    with pytest.raises(sm.exceptions.ClientError, match="Could not find endpoint"):
+        sm.update_endpoint(EndpointName="nope", EndpointConfigName="config-b")
