@@ -1,0 +1,264 @@
+"""`mlops demo`: the whole loop offline, with the code that runs in AWS.
+
+deploy -> ingest day 1 -> train -> evaluate -> promote -> serve (captured) ->
+ingest shifted day 2 -> detect drift -> retrain -> gate the challenger.
+
+Every step goes through the deployed pieces: files land in the raw bucket, the
+event router hands the S3 event to the retrain handler, the job runner runs the
+training contract, the promote handler gates and deploys, the endpoint serves
+through `invoke_endpoint`, the drift handler reads the capture bucket.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mlops import datasets, ops
+from mlops.deploy import deploy
+from mlops.target import Target, from_outputs
+
+STACK = "local"
+
+
+class DemoError(RuntimeError):
+    """A stage did not reach the state it needs; names the stage and what was seen."""
+
+
+@dataclass
+class DemoResult:
+    timings: dict[str, float] = field(default_factory=dict)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    packages: list[dict[str, Any]] = field(default_factory=list)
+    drift: dict[str, Any] = field(default_factory=dict)
+    predictions: int = 0
+    endpoint: dict[str, Any] | None = None
+    report: Path | None = None
+    resources: int = 0
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.timings.values())
+
+
+@contextmanager
+def _stage(result: DemoResult, name: str, console: Console) -> Iterator[None]:
+    start = time.perf_counter()
+    with console.status(f"[bold]{name}[/]…"):
+        yield
+    result.timings[name] = time.perf_counter() - start
+    console.print(f"[green]✓[/] {name} [dim]({result.timings[name]:.1f}s)[/]")
+
+
+def _wait(cloud: Any, stage: str, timeout: float = 240) -> None:
+    if not cloud.wait_idle(timeout):
+        raise DemoError(f"{stage}: the local cloud was still busy after {timeout:.0f}s")
+
+
+def _outcomes(cloud: Any, since: int) -> list[dict[str, Any]]:
+    return list(cloud.deliveries[since:])
+
+
+def run(
+    repo_root: Path,
+    *,
+    rows: int = 20_000,
+    seed: int = 7,
+    workdir: Path | None = None,
+    console: Console | None = None,
+    cloud_factory: Callable[..., Any] | None = None,
+) -> DemoResult:
+    """Run the loop in a local cloud of its own; everything started is stopped on exit."""
+    from mlops.localcloud.server import LocalCloud
+
+    console = console or Console()
+    result = DemoResult()
+    scratch = tempfile.TemporaryDirectory(prefix="mlops-demo-") if workdir is None else None
+    root = Path(scratch.name) if scratch is not None else Path(workdir)  # type: ignore[arg-type]
+    factory = cloud_factory or LocalCloud
+    try:
+        with factory(port=0, state_dir=root / "cloud", repo_root=repo_root) as cloud:
+            _loop(cloud, repo_root, root, rows, seed, console, result)
+    finally:
+        if scratch is not None:
+            result.report = _keep_report(result.report, repo_root)
+            scratch.cleanup()
+    return result
+
+
+def _keep_report(report: Path | None, repo_root: Path) -> Path | None:
+    if report is None or not report.exists():
+        return None
+    kept = repo_root / ".mlops" / "demo" / report.parent.name / report.name
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(report.read_bytes())
+    return kept
+
+
+def _loop(
+    cloud: Any,
+    repo_root: Path,
+    root: Path,
+    rows: int,
+    seed: int,
+    console: Console,
+    result: DemoResult,
+) -> None:
+    with _stage(result, "deploy the stack (Pulumi program -> moto)", console):
+        deployed = deploy(STACK, cloud.endpoint_url, root / "cloud", repo_root)
+        result.resources = deployed.resource_count
+        target = from_outputs(STACK, deployed.outputs, cloud.endpoint_url)
+
+    day1 = datasets.transactions(rows, fraud_rate=0.02, seed=seed)
+    day2 = datasets.transactions(rows, fraud_rate=0.03, shift=1.0, seed=seed + 1)
+
+    with _stage(result, "day 1: ingest -> train -> gate -> deploy", console):
+        seen = len(cloud.deliveries)
+        ops.ingest(target, [datasets.write_csv(day1, root / "data" / "day1.csv")], "2026-11-01")
+        _wait(cloud, "day 1")
+        endpoint = ops.endpoint(target)
+        if endpoint is None or endpoint["status"] != "InService":
+            raise DemoError(
+                "day 1: no endpoint after the first promotion; deliveries: "
+                f"{_summary(_outcomes(cloud, seen))}"
+            )
+
+    with _stage(result, "serve shifted day-2 traffic (data capture on)", console):
+        traffic = day2.sample(n=min(2_000, len(day2)), random_state=seed)
+        for start in range(0, len(traffic), 50):
+            body = datasets.features_csv(traffic.iloc[start : start + 50]).encode()
+            ops.predict(target, body, "text/csv", "application/json")
+            result.predictions += min(50, len(traffic) - start)
+        _wait(cloud, "traffic")
+
+    with _stage(result, "day 2: ingest labelled data -> challenger training", console):
+        ops.ingest(target, [datasets.write_csv(day2, root / "data" / "day2.csv")], "2026-11-02")
+
+    with _stage(result, "drift monitor (scheduled) -> alarm -> retrain trigger", console):
+        seen = len(cloud.deliveries)
+        cloud.fire_schedule(_drift_rule(target))
+        _wait(cloud, "drift")
+        result.drift = _drift_outcome(cloud.deliveries[seen:])
+
+    with _stage(result, "gate the challenger against the champion", console):
+        _wait(cloud, "challenger")
+
+    result.deliveries = list(cloud.deliveries)
+    result.jobs = ops.jobs(target)
+    for job in result.jobs:
+        if job["status"] == "Completed":
+            result.evaluations[job["name"]] = ops.evaluation(target, job["name"])
+    result.packages = ops.packages(target)
+    result.endpoint = ops.endpoint(target)
+    if result.jobs and result.jobs[0]["status"] == "Completed":
+        result.report = ops.report(target, result.jobs[0]["name"], root / "reports")
+
+
+def _drift_rule(target: Target) -> str:
+    name = str(target.output("driftFunctionName"))
+    events = target.client("events")
+    for rule in events.list_rules()["Rules"]:
+        if not rule.get("ScheduleExpression"):
+            continue
+        targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        if any(t["Arn"].endswith(f":function:{name}") for t in targets):
+            return str(rule["Name"])
+    raise DemoError(f"no schedule rule targets the drift function {name!r}")
+
+
+def _drift_outcome(deliveries: list[dict[str, Any]]) -> dict[str, Any]:
+    for delivery in deliveries:
+        outcome = delivery.get("result") or {}
+        if isinstance(outcome, dict) and "max_psi" in outcome:
+            return outcome
+    return {}
+
+
+def _summary(deliveries: list[dict[str, Any]]) -> str:
+    parts = []
+    for d in deliveries:
+        outcome = d.get("result") if isinstance(d.get("result"), dict) else None
+        outcome = outcome or {}
+        reason = outcome.get("reason", d.get("error", ""))
+        parts.append(
+            f"{d.get('function', '?')}: {d.get('status')} {outcome.get('status', '')} {reason}"
+        )
+    return "; ".join(parts) or "none"
+
+
+def print_summary(result: DemoResult, console: Console) -> None:
+    jobs = Table(title="Training jobs (newest first)")
+    for column in ("job", "trigger", "status", "primary", "F1", "PR-AUC", "recall", "baseline F1"):
+        jobs.add_column(column)
+    for job in result.jobs:
+        ev = result.evaluations.get(job["name"], {})
+        metrics, base = ev.get("metrics", {}), ev.get("baseline", {})
+        jobs.add_row(
+            job["name"],
+            job["trigger"],
+            job["status"] if not job["failure"] else f"{job['status']}: {job['failure'][:60]}",
+            str(ev.get("primary_metric", "")),
+            _fmt(metrics.get("f1")),
+            _fmt(metrics.get("pr_auc")),
+            _fmt(metrics.get("recall")),
+            _fmt(base.get("f1")),
+        )
+    console.print(jobs)
+
+    gate = Table(title="Model registry (gate decisions)")
+    for column in ("version", "status", "reason"):
+        gate.add_column(column)
+    for package in result.packages:
+        gate.add_row(str(package["version"]), package["status"], package["description"][:110])
+    console.print(gate)
+
+    if result.drift:
+        drift = Table(title=f"Drift (PSI vs champion baseline): {result.drift.get('status')}")
+        drift.add_column("feature")
+        drift.add_column("PSI", justify="right")
+        for feature, score in sorted(result.drift.get("psi", {}).items(), key=lambda i: -i[1]):
+            drift.add_row(feature, _fmt(score))
+        console.print(drift)
+
+    events = Table(title="Control-plane deliveries (event -> handler -> outcome)")
+    for column in ("event", "function", "outcome", "reason"):
+        events.add_column(column)
+    for d in result.deliveries:
+        outcome = d.get("result") if isinstance(d.get("result"), dict) else {}
+        events.add_row(
+            str(d.get("detail_type", d.get("event", ""))),
+            str(d.get("function", "")).rsplit("-", 1)[-1],
+            str((outcome or {}).get("status", d.get("status", ""))),
+            str((outcome or {}).get("reason", d.get("error", "")))[:90],
+        )
+    console.print(events)
+
+    timings = Table(title="Timings")
+    timings.add_column("stage")
+    timings.add_column("seconds", justify="right")
+    for stage, seconds in result.timings.items():
+        timings.add_row(stage, f"{seconds:.1f}")
+    timings.add_row("[bold]total[/]", f"[bold]{result.total_seconds:.1f}[/]")
+    console.print(timings)
+    endpoint = result.endpoint or {}
+    console.print(
+        f"{result.resources} resources deployed; {result.predictions} predictions served; "
+        f"endpoint {endpoint.get('name', '-')} {endpoint.get('status', '-')} on "
+        f"{endpoint.get('config', '-')}"
+    )
+    if result.report:
+        console.print(f"report: {result.report}")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
