@@ -81,12 +81,51 @@ def preview(stack: StackOpt = "dev") -> None:
 def _resource_tree(run: Any) -> Tree:
     tree = Tree(f"[bold]stack {run.stack}[/]")
     nodes: dict[str, Tree] = {}
-    by_urn = {r.urn: r for r in run.resources}
-    for resource in sorted(run.resources, key=lambda r: (r.urn.count("$"), r.urn)):
-        parent = nodes.get(resource.parent, tree) if resource.parent in by_urn else tree
-        label = f"{resource.name} [dim]{resource.type}[/]"
+    # components first, so their children find them
+    for resource in sorted(run.resources, key=lambda r: (r.custom, r.urn)):
+        parent = nodes.get(resource.parent, tree)
+        facts = _facts(resource.type, resource.inputs)
+        label = f"{resource.name} [dim]{resource.type}[/]" + (f" [cyan]{facts}[/]" if facts else "")
         nodes[resource.urn] = parent.add(label)
     return tree
+
+
+def _facts(typ: str, props: Any) -> str:
+    """The security properties worth seeing next to a resource in the preview."""
+    short = typ.rsplit(":", 1)[-1]
+    if short == "Key":
+        return "rotation on" if props.get("enableKeyRotation") else "ROTATION OFF"
+    if short == "BucketServerSideEncryptionConfiguration":
+        rule = (props.get("rules") or [{}])[0]
+        algorithm = (rule.get("applyServerSideEncryptionByDefault") or {}).get("sseAlgorithm")
+        return f"{algorithm}{', bucket key' if rule.get('bucketKeyEnabled') else ''}"
+    if short == "BucketPublicAccessBlock":
+        flags = (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+        return f"{sum(bool(props.get(f)) for f in flags)}/4 public-access blocks"
+    if short == "BucketPolicy":
+        return "TLS only" if "aws:SecureTransport" in str(props.get("policy")) else "NO TLS DENY"
+    if short == "LaunchTemplate":
+        tokens = (props.get("metadataOptions") or {}).get("httpTokens")
+        return f"IMDSv2 {tokens}"
+    if short == "Function":
+        dlq = "DLQ" if props.get("deadLetterConfig") else "NO DLQ"
+        return f"{dlq}, reserved {props.get('reservedConcurrentExecutions')}"
+    if short in {"Queue", "Topic"}:
+        return "KMS" if props.get("kmsMasterKeyId") else "NOT ENCRYPTED"
+    if short == "Table":
+        sse = (props.get("serverSideEncryption") or {}).get("enabled")
+        pitr = (props.get("pointInTimeRecovery") or {}).get("enabled")
+        return f"{'KMS' if sse else 'NO KMS'}, {'PITR' if pitr else 'NO PITR'}"
+    if short == "LogGroup":
+        return (
+            f"{'KMS' if props.get('kmsKeyId') else 'NO KMS'}, {props.get('retentionInDays')} days"
+        )
+    return ""
 
 
 def _security_facts(run: Any) -> dict[str, str]:

@@ -36,19 +36,19 @@ def transactions(
     n_fraud = int(fraud.sum())
 
     amount = rng.lognormal(3.4 + 0.5 * shift, 0.9, rows)
-    amount[fraud] = rng.lognormal(4.4, 1.0, n_fraud)
+    amount[fraud] = rng.lognormal(4.2, 1.0, n_fraud)
     hour = rng.normal(14 - 3 * shift, 4, rows) % 24
-    hour[fraud] = rng.normal(3, 3, n_fraud) % 24
+    hour[fraud] = rng.normal(4, 4, n_fraud) % 24
     distance = rng.exponential(8 + 25 * shift, rows)
-    distance[fraud] = rng.exponential(60, n_fraud)
+    distance[fraud] = rng.exponential(35, n_fraud)
     tx_24h = rng.poisson(2 + shift, rows).astype(float)
-    tx_24h[fraud] = rng.poisson(5, n_fraud)
+    tx_24h[fraud] = rng.poisson(4, n_fraud)
     card_age = rng.gamma(2.0, 400, rows)
-    card_age[fraud] = rng.gamma(1.2, 120, n_fraud)
+    card_age[fraud] = rng.gamma(1.3, 200, n_fraud)
     merchant = rng.beta(2, 8 - 3 * shift, rows)
-    merchant[fraud] = rng.beta(4, 4, n_fraud)
+    merchant[fraud] = rng.beta(3.5, 5, n_fraud)
     foreign = (rng.random(rows) < 0.05 + 0.3 * shift).astype(float)
-    foreign[fraud] = (rng.random(n_fraud) < 0.45).astype(float)
+    foreign[fraud] = (rng.random(n_fraud) < 0.3).astype(float)
 
     frame = pd.DataFrame(
         {
