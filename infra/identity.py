@@ -89,7 +89,12 @@ class Identity(pulumi.ComponentResource):
             ),
             "drift": key.apply(
                 lambda k: json.dumps(
-                    policies.drift_policy(n, kms_key_arn=k, metric_namespace=args.metric_namespace)
+                    policies.drift_policy(
+                        n,
+                        kms_key_arn=k,
+                        metric_namespace=args.metric_namespace,
+                        extra_model_data_urls=args.pinned_model_data_urls,
+                    )
                 )
             ),
         }

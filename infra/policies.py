@@ -229,11 +229,17 @@ def _objects(n: Names, bucket: str, prefix: str) -> str:
     return f"{n.bucket_arn(bucket)}/{prefix}*"
 
 
-def _list_prefixes(sid: str, n: Names, bucket: str, prefixes: Sequence[str]) -> Statement:
+def _list_prefixes(
+    sid: str,
+    n: Names,
+    bucket: str,
+    prefixes: Sequence[str],
+    actions: Sequence[str] = ("s3:ListBucket",),
+) -> Statement:
     patterns = sorted({p for prefix in prefixes for p in (prefix, f"{prefix}*")})
     return _allow(
         sid,
-        ["s3:ListBucket", "s3:ListBucketVersions"],
+        actions,
         n.bucket_arn(bucket),
         Condition={"StringLike": {"s3:prefix": patterns}},
     )
@@ -285,7 +291,13 @@ def _pull_images(n: Names, image_uris: Sequence[str]) -> list[Statement]:
 
 def _training_data_access(n: Names) -> list[Statement]:
     return [
-        _list_prefixes("ListTrainingData", n, n.raw_bucket, [c.INCOMING_PREFIX]),
+        _list_prefixes(
+            "ListTrainingData",
+            n,
+            n.raw_bucket,
+            [c.INCOMING_PREFIX],
+            ["s3:ListBucket", "s3:ListBucketVersions"],
+        ),
         _allow(
             "ReadTrainingData",
             ["s3:GetObject", "s3:GetObjectVersion"],
@@ -306,6 +318,10 @@ def _training_data_access(n: Names) -> list[Statement]:
             _objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
         ),
     ]
+
+
+def _pinned_objects(n: Names, urls: Sequence[str]) -> list[str]:
+    return [f"arn:{n.partition}:s3:::{url.removeprefix('s3://')}" for url in urls]
 
 
 def sagemaker_execution_policy(
@@ -337,10 +353,14 @@ def sagemaker_execution_policy(
         ),
         *_pull_images(n, image_uris),
         _put_metrics(["/aws/sagemaker/*", metric_namespace]),
+        _allow(
+            # Deployment guardrails: the execution role reads the auto-rollback alarms.
+            "ReadRollbackAlarms",
+            ["cloudwatch:DescribeAlarms"],
+            [n.alarm_arn(name) for name in n.rollback_alarms],
+        ),
     ]
-    pinned = [
-        f"arn:{n.partition}:s3:::{url.removeprefix('s3://')}" for url in extra_model_data_urls
-    ]
+    pinned = _pinned_objects(n, extra_model_data_urls)
     if pinned:
         statements.append(_allow("ReadPinnedModel", ["s3:GetObject"], pinned))
     return document(*statements)
@@ -354,13 +374,30 @@ def ec2_training_policy(
     its job's lineage (the exact object versions to train on) and reports the outcome
     as a training-state event from the control plane's source."""
     return document(
-        *_training_data_access(n),
+        _allow(
+            # `aws s3api get-object --version-id`: exactly the versions the lineage lists
+            "ReadLineageDataVersions",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            _objects(n, n.raw_bucket, c.INCOMING_PREFIX),
+        ),
+        _allow("ReadCodeBundle", ["s3:GetObject"], _objects(n, n.artifacts_bucket, c.CODE_PREFIX)),
         _allow("ReadLineage", ["s3:GetObject"], _objects(n, n.artifacts_bucket, c.LINEAGE_PREFIX)),
+        _allow(
+            # model.tar.gz, output.tar.gz, failure, host.log under training/<job>/output/
+            "WriteTrainingOutput",
+            ["s3:PutObject"],
+            _objects(n, n.artifacts_bucket, f"{c.TRAINING_PREFIX}*/output/"),
+        ),
         _allow(
             "ReportTrainingState",
             ["events:PutEvents"],
             n.arn("events", "event-bus/default"),
-            Condition={"StringEquals": {"events:source": c.EVENT_SOURCE}},
+            Condition={
+                "StringEquals": {
+                    "events:source": c.EVENT_SOURCE,
+                    "events:detail-type": c.TRAINING_STATE_CHANGE,
+                }
+            },
         ),
         _kms(kms_key_arn),
         _allow(
@@ -373,7 +410,13 @@ def ec2_training_policy(
     )
 
 
+def _publish_alerts(n: Names) -> Statement:
+    return _allow("PublishAlerts", ["sns:Publish"], n.topic_arn)
+
+
 def _lambda_base(n: Names, kind: str, kms_key_arn: str) -> list[Statement]:
+    # The Lambda service and runtime act with the role: logs, the DLQ (SSE-KMS), traces,
+    # the environment (encrypted with the stack key).
     return [
         _allow(
             "WriteOwnLogs",
@@ -384,7 +427,6 @@ def _lambda_base(n: Names, kind: str, kms_key_arn: str) -> list[Statement]:
         # X-Ray has no resource-level permissions: "*" is the only valid resource.
         _allow("WriteTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
         _kms(kms_key_arn),
-        _allow("PublishAlerts", ["sns:Publish"], n.topic_arn),
     ]
 
 
@@ -410,6 +452,16 @@ def _model_packages(n: Names) -> list[str]:
     ]
 
 
+def _idempotency_records(n: Names) -> Statement:
+    # powertools idempotency (Get/Put/Update/DeleteItem) and the training lock. No Scan:
+    # only `mlops status` scans the table, with the operator's credentials.
+    return _allow(
+        "IdempotencyRecords",
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        n.table_arn,
+    )
+
+
 def _serving_names(n: Names, resource_type: str) -> list[str]:
     # Promote names SageMaker models and endpoint configs after the training job
     # ("<model>-<stack>-…") or after the endpoint ("<project>-<stack>-<model>-…").
@@ -425,38 +477,23 @@ def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
     return document(
         *_lambda_base(n, "retrain", kms_key_arn),
         _allow(
+            # DescribeTrainingJob: is the job holding the lock still running? AddTags: the
+            # job is created with tags.
             "RunTrainingJobs",
-            [
-                "sagemaker:CreateTrainingJob",
-                "sagemaker:DescribeTrainingJob",
-                "sagemaker:StopTrainingJob",
-                "sagemaker:AddTags",
-            ],
+            ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags"],
             n.sagemaker_arn("training-job", f"{n.job_prefix}-*"),
         ),
         # sagemaker:ListTrainingJobs has no resource-level permission; it is read-only and
         # needed for the "one training job in flight" guard.
         _allow("ListTrainingJobs", ["sagemaker:ListTrainingJobs"], "*"),
         _pass_role("PassSageMakerRole", sagemaker_role_arn, "sagemaker.amazonaws.com"),
-        _allow(
-            "IdempotencyRecords",
-            [
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:Scan",
-            ],
-            n.table_arn,
-        ),
-        _list_prefixes("ListIncomingData", n, n.raw_bucket, [c.INCOMING_PREFIX]),
-        _allow(
-            "ReadIncomingData",
-            ["s3:GetObject", "s3:GetObjectVersion"],
-            _objects(n, n.raw_bucket, c.INCOMING_PREFIX),
+        _idempotency_records(n),
+        # The data version is computed from the listing (keys, version IDs, ETags): no
+        # object is read. SageMaker reads the data and the code bundle with its own role.
+        _list_prefixes(
+            "ListIncomingData", n, n.raw_bucket, [c.INCOMING_PREFIX], ["s3:ListBucketVersions"]
         ),
         _allow("WriteLineage", ["s3:PutObject"], _objects(n, n.artifacts_bucket, c.LINEAGE_PREFIX)),
-        _allow("ReadCodeBundle", ["s3:GetObject"], _objects(n, n.artifacts_bucket, c.CODE_PREFIX)),
     )
 
 
@@ -520,6 +557,7 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
     )
     return document(
         *_lambda_base(n, "promote", kms_key_arn),
+        _publish_alerts(n),  # failed training, unreadable evaluation, failed deployment
         _kms_grant(kms_key_arn),
         _allow(
             "ReadTrainingJobs",
@@ -532,7 +570,6 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
                 "sagemaker:CreateModelPackage",
                 "sagemaker:DescribeModelPackage",
                 "sagemaker:UpdateModelPackage",
-                "sagemaker:DescribeModelPackageGroup",
                 "sagemaker:AddTags",
             ],
             _model_packages(n),
@@ -540,12 +577,7 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
         _list_model_packages(),
         _allow(
             "ManageModels",
-            [
-                "sagemaker:CreateModel",
-                "sagemaker:DescribeModel",
-                "sagemaker:DeleteModel",
-                "sagemaker:AddTags",
-            ],
+            ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:AddTags"],
             _serving_names(n, "model"),
         ),
         _allow(
@@ -553,7 +585,6 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
             [
                 "sagemaker:CreateEndpointConfig",
                 "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DeleteEndpointConfig",
                 "sagemaker:AddTags",
             ],
             endpoint_configs,
@@ -576,21 +607,26 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
             "ScaleEndpointVariant",
             [
                 "application-autoscaling:RegisterScalableTarget",
-                "application-autoscaling:DeregisterScalableTarget",
                 "application-autoscaling:PutScalingPolicy",
-                "application-autoscaling:DeleteScalingPolicy",
             ],
             n.arn("application-autoscaling", "scalable-target/*"),
         ),
-        # Application Auto Scaling Describe* calls have no resource-level permission.
+        # application-autoscaling:DescribeScalingPolicies has no resource-level permission.
+        _allow("DescribeScaling", ["application-autoscaling:DescribeScalingPolicies"], "*"),
         _allow(
-            "DescribeScaling",
-            [
-                "application-autoscaling:DescribeScalableTargets",
-                "application-autoscaling:DescribeScalingPolicies",
-            ],
-            "*",
+            # PutScalingPolicy (target tracking) creates and manages the policy's alarms
+            # as the caller: "TargetTracking-endpoint/<endpoint>/variant/<variant>-Alarm…".
+            "ManageTargetTrackingAlarms",
+            ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+            n.alarm_arn(f"TargetTracking-endpoint/{n.endpoint}/variant/*"),
         ),
+        _allow(
+            # UpdateEndpoint with AutoRollbackConfiguration reads the rollback alarms.
+            "ReadRollbackAlarms",
+            ["cloudwatch:DescribeAlarms"],
+            [n.alarm_arn(name) for name in n.rollback_alarms],
+        ),
+        _idempotency_records(n),
         _allow(
             "CreateAutoscalingServiceLinkedRole",
             ["iam:CreateServiceLinkedRole"],
@@ -601,6 +637,8 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
                 }
             },
         ),
+        # ListBucket makes a missing object a 404 rather than a 403: a champion without its
+        # evaluation copy falls back to its model.tar.gz (get_json returns None).
         _list_prefixes("ListTrainingOutput", n, n.artifacts_bucket, [c.TRAINING_PREFIX]),
         _allow(
             "ReadTrainingOutput",
@@ -616,12 +654,25 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
     )
 
 
-def drift_policy(n: Names, *, kms_key_arn: str, metric_namespace: str) -> Document:
-    """Drift: read captured traffic, compare with the champion's baseline, raise the alarm."""
-    return document(
+def drift_policy(
+    n: Names,
+    *,
+    kms_key_arn: str,
+    metric_namespace: str,
+    extra_model_data_urls: Sequence[str] = (),
+) -> Document:
+    """Drift: read captured traffic, compare with the champion's baseline, raise the alarm.
+
+    The champion is what the endpoint serves (endpoint -> config -> model): a promoted
+    model under ``training/``, or the pinned model (``extra_model_data_urls``)."""
+    capture_prefix = f"{n.endpoint}/"  # SageMaker writes <endpoint>/<variant>/YYYY/…
+    statements = [
         *_lambda_base(n, "drift", kms_key_arn),
-        _allow("ListCapture", ["s3:ListBucket"], n.bucket_arn(n.capture_bucket)),
-        _allow("ReadCapture", ["s3:GetObject"], _objects(n, n.capture_bucket, "")),
+        _publish_alerts(n),  # drift over the threshold
+        _list_prefixes("ListCapture", n, n.capture_bucket, [capture_prefix]),
+        _allow("ReadCapture", ["s3:GetObject"], _objects(n, n.capture_bucket, capture_prefix)),
+        # ListBucket makes a missing object a 404 rather than a 403 (the first run has no
+        # drift state yet: get_json returns None).
         _list_prefixes(
             "ListDriftStateAndBaselines",
             n,
@@ -640,11 +691,15 @@ def drift_policy(n: Names, *, kms_key_arn: str, metric_namespace: str) -> Docume
         ),
         _put_metrics([metric_namespace]),
         _allow("RaiseDriftAlarm", ["cloudwatch:SetAlarmState"], n.alarm_arn(n.drift_alarm)),
-        _list_model_packages(),
-        _allow("DescribeChampion", ["sagemaker:DescribeModelPackage"], _model_packages(n)),
         _allow(
             "DescribeEndpoint",
             ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
             [n.sagemaker_arn("endpoint", n.endpoint), *_serving_names(n, "endpoint-config")],
         ),
-    )
+        # the served model's ModelDataUrl (-> baseline.json)
+        _allow("DescribeServingModel", ["sagemaker:DescribeModel"], _serving_names(n, "model")),
+    ]
+    pinned = _pinned_objects(n, extra_model_data_urls)
+    if pinned:
+        statements.append(_allow("ReadPinnedModelBaseline", ["s3:GetObject"], pinned))
+    return document(*statements)

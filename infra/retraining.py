@@ -48,11 +48,19 @@ def training_state_pattern(job_prefix: str) -> dict[str, Any]:
     }
 
 
-def control_plane_pattern(detail_types: list[str], job_prefix: str | None = None) -> dict[str, Any]:
-    """Events the control plane itself sends (the CLI's requests, the EC2 training host)."""
+def control_plane_pattern(
+    detail_types: list[str], job_prefix: str | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """Events the control plane itself sends (the CLI's requests, the EC2 training host),
+    for this stack only: a job name of its own, or ``detail.model`` its model name."""
     pattern: dict[str, Any] = {"source": [c.EVENT_SOURCE], "detail-type": detail_types}
+    detail: dict[str, Any] = {}
     if job_prefix is not None:
-        pattern["detail"] = {"TrainingJobName": [{"prefix": f"{job_prefix}-"}]}
+        detail["TrainingJobName"] = [{"prefix": f"{job_prefix}-"}]
+    if model is not None:
+        detail["model"] = [model]
+    if detail:
+        pattern["detail"] = detail
     return pattern
 
 
@@ -112,8 +120,9 @@ def triggers(n: Names, *, retrain_schedule: str, drift_schedule: str) -> list[Tr
         Trigger(
             "retrain-request",
             "retrain",
-            "A manual retrain request",
-            pattern=control_plane_pattern([c.RETRAIN_REQUEST]),
+            "A manual retrain request for this stack's model",
+            # detail.model is MLOPS_MODEL_NAME: other stacks' requests do not match
+            pattern=control_plane_pattern([c.RETRAIN_REQUEST], model=n.job_prefix),
         ),
         Trigger("drift-schedule", "drift", "Scheduled drift check", schedule=drift_schedule),
     ]

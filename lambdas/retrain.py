@@ -6,8 +6,10 @@
   the raw bucket;
 - ``aws.events`` / ``Scheduled Event``;
 - ``aws.cloudwatch`` / ``CloudWatch Alarm State Change`` of the drift alarm into ``ALARM``;
-- ``mlops.control-plane`` / ``RetrainRequest`` (``detail``: optional ``reason``,
-  ``requested_by`` and ``force``: true to train again on an unchanged data version).
+- ``mlops.control-plane`` / ``RetrainRequest`` (``detail``: ``model``, this function's
+  ``MLOPS_MODEL_NAME``, which the stack's EventBridge rule also filters on; optional
+  ``reason``, ``requested_by`` and ``force``: true to train again on an unchanged data
+  version).
 
 Anything else is logged and answered ``{"status": "rejected", "reason": ...}`` without
 any AWS call and without raising (so Lambda does not retry it).
@@ -122,11 +124,22 @@ def parse_trigger(event: Any, config: Config) -> Trigger:
             raise BadEvent(f"drift alarm went to {state!r}, not ALARM: nothing to do")
         return Trigger("drift", {**meta, "alarm": alarm})
     if (source, detail_type) == (c.EVENT_SOURCE, c.RETRAIN_REQUEST):
+        model = detail.get("model")
+        if model is None:
+            raise BadEvent(
+                f"RetrainRequest has no detail.model: name the model to retrain "
+                f"({config.model_name!r})"
+            )
+        if model != config.model_name:
+            raise BadEvent(
+                f"RetrainRequest is for model {model!r}, not {config.model_name!r}: "
+                "another stack's request"
+            )
         force = detail.get("force", False)
         if not isinstance(force, bool):
             raise BadEvent("RetrainRequest detail.force must be true or false")
         extra = {k: str(detail[k])[:256] for k in ("reason", "requested_by") if k in detail}
-        return Trigger("manual", {**meta, **extra}, force=force)
+        return Trigger("manual", {**meta, "model": model, **extra}, force=force)
     raise BadEvent(f"unsupported event {source!r} / {detail_type!r}")
 
 

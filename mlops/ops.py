@@ -62,13 +62,17 @@ def ingest(target: Target, files: list[Path], day: str | None = None) -> list[st
 
 
 def train(target: Target, reason: str = "manual") -> dict[str, Any]:
-    """A manual retrain request through the retrain handler's own logic."""
+    """A manual retrain request through the retrain handler's own logic.
+
+    ``detail.model`` names this stack's model (``MLOPS_MODEL_NAME``): the stack's
+    ``retrain-request`` rule matches only requests for its own model."""
+    environ = target.environ()
     event = {
         "source": c.EVENT_SOURCE,
-        "detail-type": "RetrainRequest",
-        "detail": {"reason": reason},
+        "detail-type": c.RETRAIN_REQUEST,
+        "detail": {"model": environ.get(c.MODEL_NAME, ""), "reason": reason},
     }
-    return retrain.handle(event, target.environ())
+    return retrain.handle(event, environ)
 
 
 def promote_job(target: Target, job_name: str) -> dict[str, Any]:
@@ -94,7 +98,11 @@ def jobs(target: Target, limit: int = 20) -> list[dict[str, Any]]:
     out = []
     for summary in summaries:
         described = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
-        tags = {t["Key"]: t["Value"] for t in described.get("Tags", []) or []}
+        # DescribeTrainingJob has no Tags (in AWS as in moto): ListTags has them
+        listed = (
+            described.get("Tags") or sm.list_tags(ResourceArn=described["TrainingJobArn"])["Tags"]
+        )
+        tags = {t["Key"]: t["Value"] for t in listed or []}
         out.append(
             {
                 "name": summary["TrainingJobName"],
@@ -104,7 +112,8 @@ def jobs(target: Target, limit: int = 20) -> list[dict[str, Any]]:
                 "trigger": tags.get("mlops:trigger", ""),
             }
         )
-    return out
+    # newest first even where the server ignores SortOrder (moto does)
+    return sorted(out, key=lambda job: job["created"], reverse=True)
 
 
 def evaluation(target: Target, job_name: str) -> dict[str, Any]:

@@ -144,9 +144,12 @@ def test_retrain_role() -> None:
     assert "sagemaker:CreateTrainingJob" in jobs["Action"]
     assert jobs["Resource"] == "arn:aws:sagemaker:eu-west-1:111122223333:training-job/fraud-dev-*"
     assert statement(doc, "IdempotencyRecords")["Resource"] == N.table_arn
+    assert "dynamodb:Scan" not in actions(statements(doc))  # only `mlops status` scans
     assert statement(doc, "WriteLineage")["Resource"] == (
         f"arn:aws:s3:::{N.artifacts_bucket}/{c.LINEAGE_PREFIX}*"
     )
+    # the listing gives the data version: the function reads no object at all
+    assert not [a for a in actions(statements(doc)) if a.startswith("s3:GetObject")]
     assert "ec2:RunInstances" not in actions(statements(doc))
     launch = statement(ROLE_POLICIES["retrain-launch"](), "LaunchTrainingHostFromTemplate")
     assert launch["Condition"] == {"ArnLike": {"ec2:LaunchTemplate": TEMPLATE}}
@@ -167,6 +170,25 @@ def test_promote_role() -> None:
     deploy = statement(doc, "DeployEndpoint")
     assert "arn:aws:sagemaker:eu-west-1:111122223333:endpoint/mlops-dev-fraud" in deploy["Resource"]
     assert statement(doc, "PublishAlerts")["Resource"] == N.topic_arn
+    # EventBridge may deliver a state change twice: powertools idempotency on the table
+    assert statement(doc, "IdempotencyRecords") == {
+        "Sid": "IdempotencyRecords",
+        "Effect": "Allow",
+        "Action": [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ],
+        "Resource": N.table_arn,
+    }
+    assert statement(doc, "ManageTargetTrackingAlarms")["Resource"] == (
+        "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:"
+        "TargetTracking-endpoint/mlops-dev-fraud/variant/*"
+    )
+    assert statement(doc, "ReadRollbackAlarms")["Resource"] == [
+        N.alarm_arn(name) for name in N.rollback_alarms
+    ]
     slr = statement(doc, "CreateAutoscalingServiceLinkedRole")
     assert slr["Condition"]["StringLike"]["iam:AWSServiceName"] == (
         "sagemaker.application-autoscaling.amazonaws.com"
@@ -175,7 +197,30 @@ def test_promote_role() -> None:
 
 def test_drift_role() -> None:
     doc = ROLE_POLICIES["drift"]()
-    assert statement(doc, "ReadCapture")["Resource"] == f"arn:aws:s3:::{N.capture_bucket}/*"
+    assert statement(doc, "ReadCapture")["Resource"] == (
+        f"arn:aws:s3:::{N.capture_bucket}/{N.endpoint}/*"
+    )
+    assert statement(doc, "ListCapture")["Condition"] == {
+        "StringLike": {"s3:prefix": [f"{N.endpoint}/", f"{N.endpoint}/*"]}
+    }
+    assert statement(doc, "DescribeServingModel") == {
+        "Sid": "DescribeServingModel",
+        "Effect": "Allow",
+        "Action": ["sagemaker:DescribeModel"],
+        "Resource": [
+            "arn:aws:sagemaker:eu-west-1:111122223333:model/fraud-dev-*",
+            "arn:aws:sagemaker:eu-west-1:111122223333:model/mlops-dev-fraud-*",
+        ],
+    }
+    pinned = policies.drift_policy(
+        N,
+        kms_key_arn=KEY,
+        metric_namespace="MLOps",
+        extra_model_data_urls=[f"s3://{N.artifacts_bucket}/pinned/model.tar.gz"],
+    )
+    assert statement(pinned, "ReadPinnedModelBaseline")["Resource"] == [
+        f"arn:aws:s3:::{N.artifacts_bucket}/pinned/model.tar.gz"
+    ]
     assert statement(doc, "ReadWriteDriftState")["Resource"] == (
         f"arn:aws:s3:::{N.artifacts_bucket}/{c.DRIFT_STATE_KEY_PREFIX}*"
     )
@@ -191,8 +236,24 @@ def test_ec2_host_reports_state_only_from_the_control_plane_source() -> None:
     doc = ROLE_POLICIES["ec2-training"]()
     report = statement(doc, "ReportTrainingState")
     assert report["Action"] == ["events:PutEvents"]
-    assert report["Condition"] == {"StringEquals": {"events:source": c.EVENT_SOURCE}}
+    assert report["Resource"] == "arn:aws:events:eu-west-1:111122223333:event-bus/default"
+    assert report["Condition"] == {
+        "StringEquals": {
+            "events:source": c.EVENT_SOURCE,
+            "events:detail-type": c.TRAINING_STATE_CHANGE,
+        }
+    }
     assert not [a for a in actions(statements(doc)) if a.startswith("ec2:")]
+    # the lineage's exact object versions; writes only under training/<job>/output/
+    assert statement(doc, "ReadLineageDataVersions") == {
+        "Sid": "ReadLineageDataVersions",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+        "Resource": f"arn:aws:s3:::{N.raw_bucket}/incoming/*",
+    }
+    assert statement(doc, "WriteTrainingOutput")["Resource"] == (
+        f"arn:aws:s3:::{N.artifacts_bucket}/training/*/output/*"
+    )
 
 
 def test_key_policy_has_no_kms_star_and_conditions_every_service() -> None:

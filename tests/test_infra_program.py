@@ -665,7 +665,11 @@ def _rule(run: ProgramRun, kind: str) -> tuple[dict, dict, dict]:
         (
             "retrain-request",
             "retrain",
-            lambda p, s: {"source": [c.EVENT_SOURCE], "detail-type": [c.RETRAIN_REQUEST]},
+            lambda p, s: {
+                "source": [c.EVENT_SOURCE],
+                "detail-type": [c.RETRAIN_REQUEST],
+                "detail": {"model": [f"fraud-{s}"]},
+            },
         ),
     ],
 )

@@ -342,6 +342,16 @@ MALFORMED: list[tuple[str, Any, str]] = [
         "not ALARM",
     ),
     (
+        "manual: another model's request",
+        _with("retrain_request", ["detail", "model"], "fraud"),
+        "is for model 'fraud', not 'churn'",
+    ),
+    (
+        "manual: no model",
+        _with("retrain_request", ["detail", "model"], KeyError),
+        "has no detail.model",
+    ),
+    (
         "manual: force not a bool",
         _with("retrain_request", ["detail", "force"], "yes"),
         "force must be true or false",

@@ -1,0 +1,850 @@
+"""Least privilege, end to end: every AWS call a handler makes is allowed by its own role.
+
+Realistic scenarios run the three handlers in moto with the environment the Pulumi
+program gives them (``Pulumi.prod.yaml``: instance endpoint, canary, rollback alarms,
+autoscaling) and the names :class:`infra.naming.Names` generates. A botocore
+``before-parameter-build`` hook on each handler's clients records every API call. Each
+call is mapped to what IAM authorizes: its action (``s3:ListBucketVersions`` for
+``ListObjectVersions``, ...), the resource ARN it touches and the condition keys it
+carries, plus what AWS checks on the caller behind it (``iam:PassRole`` for a role
+argument, ``sagemaker:AddTags`` for tags on create, KMS for SSE-KMS objects, the alarms a
+target-tracking policy or an auto-rollback deployment uses...). A small, explicit evaluator
+then checks each against the role policy :mod:`infra.policies` writes for that function:
+
+- every recorded call is allowed by its own role (and an unmapped call fails the test,
+  so a new boto3 call cannot slip past it);
+- removing one statement denies a specific call (the check can fail);
+- every statement's every action is used by some call, or is listed with the reason the
+  scenarios cannot exercise it (no unused grant);
+- separation of duties: drift cannot train, retrain cannot deploy, promote cannot train.
+
+The evaluator is stricter than IAM where it simplifies: ``Resource: "*"`` matches only
+actions that have no resource-level permission (:data:`STAR_ONLY`), and a condition
+whose key the call does not carry does not hold.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from lambdas_helpers import (
+    _Context,
+    baseline,
+    evaluation,
+    load_event,
+    model_tar,
+)
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from infra import policies
+from infra.config import settings_for_stack
+from infra.naming import Names
+from infra.program import lambda_environment
+from infra.serving import ServingArgs, serving_environment
+from lambdas import constants as c
+from lambdas import drift, promote, retrain
+from lambdas.common import Clients, Config
+from lambdas.training import render_user_data
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SETTINGS, _ = settings_for_stack("prod", REPO_ROOT)
+REGION = SETTINGS.region
+N = Names.from_settings(SETTINGS, DEFAULT_ACCOUNT_ID)
+MODEL = N.job_prefix  # MLOPS_MODEL_NAME
+JOB_1 = f"{MODEL}-20240501-120000-0000000a"
+JOB_2 = f"{MODEL}-20240502-120000-0000000b"
+SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+SERVICES = {
+    "s3": "s3",
+    "sagemaker": "sagemaker",
+    "dynamodb": "dynamodb",
+    "sns": "sns",
+    "cloudwatch": "cloudwatch",
+    "ec2": "ec2",
+    "autoscaling": "application-autoscaling",
+}
+
+#: Actions without resource-level permissions: the only ones a ``"*"`` statement may grant.
+STAR_ONLY = {
+    "sagemaker:ListTrainingJobs",
+    "sagemaker:ListModelPackages",
+    "application-autoscaling:DescribeScalingPolicies",
+    "cloudwatch:PutMetricData",
+    "ec2:DescribeInstances",
+    "ecr:GetAuthorizationToken",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+
+
+# --- what IAM authorizes for one call --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Need:
+    """One authorization AWS makes for a call: action, resource ARN, condition context."""
+
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = ()
+    call: str = ""  # the API call it comes from, for messages
+
+    def __str__(self) -> str:
+        extra = f" {dict(self.context)}" if self.context else ""
+        return f"{self.action} on {self.resource}{extra} (for {self.call})"
+
+
+@dataclass
+class Call:
+    service: str  # the Clients attribute's AWS service name
+    operation: str
+    params: dict[str, Any]
+
+    def __str__(self) -> str:
+        return f"{self.service}.{self.operation}"
+
+
+def _s3_object(bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}"
+
+
+def _sm(resource_type: str, name: str) -> str:
+    if name.startswith("arn:"):
+        return name.lower()
+    return N.sagemaker_arn(resource_type, name)
+
+
+_SAGEMAKER_RESOURCES = {
+    "CreateTrainingJob": ("training-job", "TrainingJobName"),
+    "DescribeTrainingJob": ("training-job", "TrainingJobName"),
+    "CreateModel": ("model", "ModelName"),
+    "DescribeModel": ("model", "ModelName"),
+    "CreateEndpointConfig": ("endpoint-config", "EndpointConfigName"),
+    "DescribeEndpointConfig": ("endpoint-config", "EndpointConfigName"),
+    "CreateEndpoint": ("endpoint", "EndpointName"),
+    "DescribeEndpoint": ("endpoint", "EndpointName"),
+    "UpdateEndpoint": ("endpoint", "EndpointName"),
+    "DescribeModelPackage": ("model-package", "ModelPackageName"),
+    "UpdateModelPackage": ("model-package", "ModelPackageArn"),
+}
+
+
+def needs(call: Call, key_arn: str) -> list[Need]:
+    """Every authorization AWS makes for ``call``; an unknown call fails loudly."""
+    p, op = call.params, call.operation
+    out: list[tuple[str, str, dict[str, str]]] = []
+
+    def add(action: str, resource: str, **context: str) -> None:
+        out.append((action, resource, context))
+
+    if call.service == "s3":
+        bucket = p["Bucket"]
+        if op in {"ListObjectVersions", "ListObjectsV2"}:
+            action = "s3:ListBucketVersions" if op == "ListObjectVersions" else "s3:ListBucket"
+            context = {"s3:prefix": p["Prefix"]} if "Prefix" in p else {}
+            add(action, f"arn:aws:s3:::{bucket}", **context)
+        elif op in {"GetObject", "HeadObject"}:
+            action = "s3:GetObjectVersion" if p.get("VersionId") else "s3:GetObject"
+            add(action, _s3_object(bucket, p["Key"]))
+            add("kms:Decrypt", key_arn)  # every bucket of the stack is SSE-KMS by default
+        elif op == "PutObject":
+            add("s3:PutObject", _s3_object(bucket, p["Key"]))
+            add("kms:GenerateDataKey", p.get("SSEKMSKeyId", key_arn))
+        else:
+            raise AssertionError(f"unmapped S3 call {call}: map it to IAM here")
+    elif call.service == "sagemaker":
+        if op in {"ListTrainingJobs", "ListModelPackages"}:
+            add(f"sagemaker:{op}", "*")
+        elif op == "CreateModelPackage":
+            add(
+                "sagemaker:CreateModelPackage",
+                _sm("model-package", f"{p['ModelPackageGroupName']}/1"),
+            )
+        elif op in _SAGEMAKER_RESOURCES:
+            resource_type, param = _SAGEMAKER_RESOURCES[op]
+            add(f"sagemaker:{op}", _sm(resource_type, p[param]))
+        else:
+            raise AssertionError(f"unmapped SageMaker call {call}: map it to IAM here")
+        resource = out[0][1]
+        if p.get("Tags"):
+            add("sagemaker:AddTags", resource)
+        for role in (p.get("RoleArn"), p.get("ExecutionRoleArn")):
+            if role:
+                add("iam:PassRole", role, **{"iam:PassedToService": "sagemaker.amazonaws.com"})
+        capture_key = (p.get("DataCaptureConfig") or {}).get("KmsKeyId")
+        for key in {p.get("KmsKeyId"), capture_key} - {None}:
+            add("kms:CreateGrant", key, **{"kms:GrantIsForAWSResource": "true"})
+        rollback = (p.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
+        for alarm in rollback.get("Alarms", []):
+            add("cloudwatch:DescribeAlarms", N.alarm_arn(alarm["AlarmName"]))
+    elif call.service == "dynamodb":
+        if op not in {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}:
+            raise AssertionError(f"unmapped DynamoDB call {call}: map it to IAM here")
+        add(f"dynamodb:{op}", N.arn("dynamodb", f"table/{p['TableName']}"))
+    elif call.service == "sns":
+        if op != "Publish":
+            raise AssertionError(f"unmapped SNS call {call}: map it to IAM here")
+        add("sns:Publish", p["TopicArn"])
+    elif call.service == "cloudwatch":
+        if op == "PutMetricData":
+            add("cloudwatch:PutMetricData", "*", **{"cloudwatch:namespace": p["Namespace"]})
+        elif op == "SetAlarmState":
+            add("cloudwatch:SetAlarmState", N.alarm_arn(p["AlarmName"]))
+        else:
+            raise AssertionError(f"unmapped CloudWatch call {call}: map it to IAM here")
+    elif call.service == "application-autoscaling":
+        target = N.arn("application-autoscaling", "scalable-target/0123456789abcdef0123")
+        if op == "DescribeScalingPolicies":
+            add(f"application-autoscaling:{op}", "*")
+        elif op == "RegisterScalableTarget":
+            add(f"application-autoscaling:{op}", target)
+            # Application Auto Scaling validates the caller's access to the variant and
+            # creates its service-linked role as the caller.
+            endpoint = _sm("endpoint", p["ResourceId"].split("/")[1])
+            add("sagemaker:DescribeEndpoint", endpoint)
+            add("sagemaker:UpdateEndpointWeightsAndCapacities", endpoint)
+            add(
+                "iam:CreateServiceLinkedRole",
+                N.arn(
+                    "iam",
+                    f"role/aws-service-role/{SLR_SERVICE}/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                    region=False,
+                ),
+                **{"iam:AWSServiceName": SLR_SERVICE},
+            )
+        elif op == "PutScalingPolicy":
+            add(f"application-autoscaling:{op}", target)
+            if p.get("TargetTrackingScalingPolicyConfiguration"):
+                # the policy's alarms are created as the caller
+                for side in ("AlarmHigh", "AlarmLow"):
+                    alarm = N.alarm_arn(f"TargetTracking-{p['ResourceId']}-{side}-1a2b3c")
+                    add("cloudwatch:PutMetricAlarm", alarm)
+                    add("cloudwatch:DescribeAlarms", alarm)
+        else:
+            raise AssertionError(f"unmapped Application Auto Scaling call {call}: map it here")
+    elif call.service == "ec2":
+        if op == "DescribeInstances":
+            add("ec2:DescribeInstances", "*")
+        elif op == "RunInstances":
+            template = N.arn("ec2", f"launch-template/{p['LaunchTemplate']['LaunchTemplateId']}")
+            context = {"ec2:LaunchTemplate": template}
+            add("ec2:RunInstances", template, **context)
+            for kind in ("instance", "volume", "network-interface", "security-group", "subnet"):
+                add("ec2:RunInstances", N.arn("ec2", f"{kind}/{kind[:3]}-0abc"), **context)
+            add("ec2:RunInstances", f"arn:aws:ec2:{REGION}::image/ami-0abc", **context)
+            # the stack's template carries the host's instance profile and an EBS volume
+            # encrypted with the stack key (infra/training.py)
+            ec2_service = {"iam:PassedToService": "ec2.amazonaws.com"}
+            add("iam:PassRole", N.role_arn("ec2-training"), **ec2_service)
+            via_ec2 = {"kms:ViaService": f"ec2.{REGION}.amazonaws.com"}
+            for action in ("kms:CreateGrant", "kms:GenerateDataKeyWithoutPlaintext"):
+                add(action, key_arn, **via_ec2)
+            for spec in p.get("TagSpecifications", []):
+                add(
+                    "ec2:CreateTags",
+                    N.arn("ec2", f"{spec['ResourceType']}/{spec['ResourceType'][:3]}-0abc"),
+                    **{"ec2:CreateAction": "RunInstances"},
+                )
+        else:
+            raise AssertionError(f"unmapped EC2 call {call}: map it to IAM here")
+    else:
+        raise AssertionError(f"unmapped service {call.service}")
+    return [Need(a, r, tuple(sorted(ctx.items())), str(call)) for a, r, ctx in out]
+
+
+# --- the evaluator ---------------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+    for operator, pairs in condition.items():
+        for key, expected in pairs.items():
+            if key not in context:
+                return False  # IAM: a missing key makes the condition false
+            actual, values = context[key], [str(v) for v in _as_list(expected)]
+            if operator in {"StringEquals", "ArnEquals", "Bool"}:
+                held = actual in values
+            elif operator in {"StringLike", "ArnLike"}:
+                held = any(fnmatchcase(actual, v) for v in values)
+            else:
+                raise AssertionError(f"the evaluator does not know {operator}")
+            if not held:
+                return False
+    return True
+
+
+def allowing_statement(doc: dict[str, Any], need: Need) -> str | None:
+    """The Sid of the first Allow statement granting ``need``, or None (denied)."""
+    context = dict(need.context)
+    for s in doc["Statement"]:
+        assert s["Effect"] == "Allow" and "NotAction" not in s and "NotResource" not in s
+        if not any(fnmatchcase(need.action.lower(), a.lower()) for a in _as_list(s["Action"])):
+            continue
+        resources = _as_list(s["Resource"])
+        if resources == ["*"]:
+            if need.action not in STAR_ONLY:
+                continue
+        elif not any(fnmatchcase(need.resource, r) for r in resources):
+            continue
+        if _condition_holds(s.get("Condition", {}), context):
+            return str(s["Sid"])
+    return None
+
+
+# --- recording ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Recorder:
+    calls: list[Call] = field(default_factory=list)
+
+    def clients(self) -> Clients:
+        """Fresh clients (not the cached ones) with the recording hook."""
+        made = {}
+        for attr, service in SERVICES.items():
+            client = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+            client.meta.events.register("before-parameter-build", self._record)
+            made[attr] = client
+        return Clients(REGION, **made)
+
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls.append(Call(model.service_model.service_name, model.name, dict(params)))
+
+
+@dataclass
+class Scenario:
+    function: str  # retrain | promote | drift
+    outcome: dict[str, Any]
+    calls: list[Call]
+    ec2_backend: bool = False
+
+
+@dataclass
+class World:
+    key_arn: str
+    launch_template_id: str
+    scenarios: dict[str, Scenario]
+
+    def role_policy(self, function: str, *, ec2_backend: bool = False) -> dict[str, Any]:
+        """The function's role policy as infra/identity.py (+ training.py) attach it."""
+        sagemaker_role = N.role_arn("sagemaker")
+        if function == "retrain":
+            doc = policies.retrain_policy(
+                N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role
+            )
+            if ec2_backend:
+                launch = policies.launch_training_host_policy(
+                    N,
+                    launch_template_arn=N.arn("ec2", f"launch-template/{self.launch_template_id}"),
+                    ec2_role_arn=N.role_arn("ec2-training"),
+                    kms_key_arn=self.key_arn,
+                )
+                doc = policies.document(*doc["Statement"], *launch["Statement"])
+            return doc
+        if function == "promote":
+            return policies.promote_policy(
+                N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role
+            )
+        return policies.drift_policy(
+            N, kms_key_arn=self.key_arn, metric_namespace=SETTINGS.metric_namespace
+        )
+
+    def needs_of(self, scenario: Scenario) -> list[Need]:
+        return [n for call in scenario.calls for n in needs(call, self.key_arn)]
+
+
+def _environment(key_arn: str, launch_template_id: str) -> dict[str, str]:
+    """What the program sets on the three functions (infra/program.py, serving.py)."""
+    s = SETTINGS
+    serving = serving_environment(
+        ServingArgs(
+            names=N,
+            endpoint_mode=s.endpoint_mode,
+            serving_image_uri=s.serving_image_uri,
+            serverless_memory_mb=s.serverless_memory_mb,
+            serverless_max_concurrency=s.serverless_max_concurrency,
+            endpoint_instance_type=s.endpoint_instance_type,
+            endpoint_instance_count=s.endpoint_instance_count,
+            capture_sample_percent=s.capture_sample_percent,
+            canary_percent=s.canary_percent,
+            autoscaling_min=s.autoscaling_min,
+            autoscaling_max=s.autoscaling_max,
+            autoscaling_target=s.autoscaling_target,
+            rollback_alarm_names=list(N.rollback_alarms),
+        )
+    )
+    env = lambda_environment(
+        s,
+        N,
+        kms_key_arn=key_arn,
+        sagemaker_role_arn=N.role_arn("sagemaker"),
+        alert_topic_arn=N.topic_arn,
+        launch_template_id=launch_template_id,
+        serving=serving,
+    )
+    return {**{k: str(v) for k, v in env.items()}, c.IDEMPOTENCY_TABLE: N.table}
+
+
+def _create_stack_resources() -> tuple[str, str]:
+    """The resources the handlers use, named as infra names them; (key ARN, template id)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (N.raw_bucket, N.artifacts_bucket, N.capture_bucket):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=N.raw_bucket, VersioningConfiguration={"Status": "Enabled"})
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=N.table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name=N.topic)["TopicArn"]
+    assert topic == N.topic_arn
+    role = boto3.client("iam", region_name=REGION).create_role(
+        RoleName=N.role("sagemaker"),
+        AssumeRolePolicyDocument=json.dumps(policies.assume_role_policy("sagemaker.amazonaws.com")),
+    )["Role"]["Arn"]
+    assert role == N.role_arn("sagemaker")
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    boto3.client("sagemaker", region_name=REGION).create_model_package_group(
+        ModelPackageGroupName=N.model_package_group
+    )
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    for alarm in (N.drift_alarm, *N.rollback_alarms):
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm,
+            Namespace=SETTINGS.metric_namespace,
+            MetricName=c.DRIFT_METRIC_NAME,
+            Statistic="Maximum",
+            Period=3600,
+            EvaluationPeriods=1,
+            Threshold=SETTINGS.drift_threshold,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+    template = boto3.client("ec2", region_name=REGION).create_launch_template(
+        LaunchTemplateName=N.launch_template,
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.large"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    return key, template
+
+
+def _put(bucket: str, key: str, body: bytes) -> None:
+    boto3.client("s3", region_name=REGION).put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _training_event(job: str) -> dict[str, Any]:
+    event = load_event("training_completed")
+    event["detail"]["TrainingJobName"] = job
+    event["detail"]["ModelArtifacts"]["S3ModelArtifacts"] = (
+        f"s3://{N.artifacts_bucket}/{c.TRAINING_PREFIX}{job}/output/model.tar.gz"
+    )
+    return event
+
+
+def _write_model(job: str, f1: float) -> None:
+    files = {
+        c.MODEL_FILE: b"not really a model",
+        c.EVALUATION_FILE: evaluation(f1=f1),
+        c.BASELINE_FILE: baseline(),
+    }
+    key = f"{c.TRAINING_PREFIX}{job}/output/model.tar.gz"
+    _put(N.artifacts_bucket, key, model_tar(files))
+
+
+def _capture_file(rows: list[list[Any]]) -> bytes:
+    record = {
+        "captureData": {
+            "endpointInput": {
+                "observedContentType": "text/csv",
+                "mode": "INPUT",
+                "data": "\n".join(",".join(map(str, r)) for r in rows),
+                "encoding": "CSV",
+            }
+        }
+    }
+    return json.dumps(record).encode()
+
+
+def _update_endpoint_standin(monkeypatch: pytest.MonkeyPatch, fail: dict[str, bool]) -> None:
+    """moto has no UpdateEndpoint: repoint the endpoint (see lambdas_helpers' stand-in),
+    or fail like AWS while ``fail["now"]``."""
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.responses import SageMakerResponse
+
+    def update_endpoint(self: SageMakerResponse) -> ActionResult:
+        if fail["now"]:
+            raise ValidationError(message="endpoint is being updated")
+        endpoint = self.sagemaker_backend.endpoints[self._get_param("EndpointName")]
+        config = self.sagemaker_backend.describe_endpoint_config(
+            self._get_param("EndpointConfigName")
+        )
+        endpoint.endpoint_config_name = config["EndpointConfigName"]
+        endpoint.production_variants = endpoint._process_production_variants(
+            config["ProductionVariants"]
+        )
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
+
+
+@pytest.fixture(name="world", scope="module")
+def world_fixture() -> Iterator[World]:
+    """One stack's life, recorded: retrain (twice), first promotion, blue/green update,
+    an operator's promote request, a failed deployment, a failed job, drift over the
+    threshold, retrain on the EC2 backend."""
+    monkeypatch = pytest.MonkeyPatch()
+    with mock_aws():
+        try:
+            yield _record_a_stacks_life(monkeypatch)
+        finally:
+            monkeypatch.undo()
+
+
+def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
+    fail = {"now": False}
+    _update_endpoint_standin(monkeypatch, fail)
+    key_arn, template = _create_stack_resources()
+    env = _environment(key_arn, template)
+    context = _Context()
+    scenarios: dict[str, Scenario] = {}
+
+    def run(
+        name: str, function: str, handle: Callable[..., dict[str, Any]], event: Any, **over: str
+    ) -> dict[str, Any]:
+        recorder = Recorder()
+        outcome = handle(event, {**env, **over}, context, clients=recorder.clients())
+        ec2_backend = over.get(c.TRAINING_BACKEND) == "ec2"
+        scenarios[name] = Scenario(function, outcome, recorder.calls, ec2_backend)
+        return outcome
+
+    s3_event = load_event("s3_object_created")
+    s3_event["detail"]["bucket"]["name"] = N.raw_bucket
+    _put(N.raw_bucket, "incoming/2024-05-01/batch-001.csv", b"age,plan,label\n30,basic,0\n")
+    started = run("retrain: new data starts a job", "retrain", retrain.handle, s3_event)
+    assert started["status"] == "started", started
+
+    # moto completes jobs at once: the next trigger checks the lock holder's state
+    _put(N.raw_bucket, "incoming/2024-05-02/batch-002.csv", b"age,plan,label\n61,pro,1\n")
+    again = run("retrain: more data after the job", "retrain", retrain.handle, s3_event)
+    assert again["status"] == "started", again
+
+    _write_model(JOB_1, f1=0.80)
+    first = run(
+        "promote: first model creates the endpoint",
+        "promote",
+        promote.handle,
+        _training_event(JOB_1),
+    )
+    assert first["status"] == "deployed" and first["action"] == "created", first
+    assert first["autoscaling"] == "registered", first
+
+    _write_model(JOB_2, f1=0.86)
+    better = run(
+        "promote: better challenger, blue/green update",
+        "promote",
+        promote.handle,
+        _training_event(JOB_2),
+    )
+    assert better["status"] == "deployed" and better["action"] == "updated", better
+
+    # an operator's PromoteRequest looks the job up (DescribeTrainingJob)
+    boto3.client("sagemaker", region_name=REGION).create_training_job(
+        TrainingJobName=JOB_2,
+        AlgorithmSpecification={
+            "TrainingImage": SETTINGS.training_image_uri,
+            "TrainingInputMode": "File",
+        },
+        RoleArn=N.role_arn("sagemaker"),
+        OutputDataConfig={"S3OutputPath": f"s3://{N.artifacts_bucket}/training/"},
+        ResourceConfig={
+            "InstanceType": "ml.m5.large",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 30,
+        },
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
+    request = {
+        "source": c.EVENT_SOURCE,
+        "detail-type": c.PROMOTE_REQUEST,
+        "detail": {"TrainingJobName": JOB_2},
+    }
+    manual = run("promote: operator's request", "promote", promote.handle, request)
+    assert manual["status"] in {"deployed", "not-promoted"}, manual
+
+    # a failed blue/green update: package set to Rejected, alert, champion serves
+    job_3 = f"{MODEL}-20240503-120000-0000000c"
+    _write_model(job_3, f1=0.95)
+    fail["now"] = True
+    broken = run(
+        "promote: deployment fails, the champion keeps serving",
+        "promote",
+        promote.handle,
+        _training_event(job_3),
+    )
+    fail["now"] = False
+    assert broken["status"] == "deploy-failed", broken
+
+    failed = _training_event(f"{MODEL}-20240503-130000-0000000d")
+    failed["detail"].update(TrainingJobStatus="Failed", FailureReason="AlgorithmError: boom")
+    alerted = run("promote: failed training alerts", "promote", promote.handle, failed)
+    assert alerted["status"] == "training-failed", alerted
+
+    drifted = [[80, "enterprise"]] * 60
+    _put(
+        N.capture_bucket,
+        f"{N.endpoint}/{c.VARIANT_NAME}/2024/05/03/12/00-01-000-a.jsonl",
+        _capture_file(drifted),
+    )
+    over = run("drift: over the threshold", "drift", drift.handle, {})
+    assert over["status"] == "drift" and over["alarm"] == N.drift_alarm, over
+
+    _put(N.raw_bucket, "incoming/2024-05-04/batch-003.csv", b"age,plan,label\n44,pro,0\n")
+    ec2 = run(
+        "retrain: EC2 backend launches a host",
+        "retrain",
+        retrain.handle,
+        s3_event,
+        **{c.TRAINING_BACKEND: "ec2"},
+    )
+    assert ec2["status"] == "started" and ec2["backend"] == "ec2", ec2
+    return World(key_arn, template, scenarios)
+
+
+SCENARIOS = [
+    "retrain: new data starts a job",
+    "retrain: more data after the job",
+    "promote: first model creates the endpoint",
+    "promote: better challenger, blue/green update",
+    "promote: operator's request",
+    "promote: deployment fails, the champion keeps serving",
+    "promote: failed training alerts",
+    "drift: over the threshold",
+    "retrain: EC2 backend launches a host",
+]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_call_is_allowed_by_the_functions_own_role(world: World, name: str) -> None:
+    scenario = world.scenarios[name]
+    doc = world.role_policy(scenario.function, ec2_backend=scenario.ec2_backend)
+    recorded = world.needs_of(scenario)
+    assert recorded, f"{name}: no AWS call recorded"
+    denied = [str(n) for n in recorded if allowing_statement(doc, n) is None]
+    assert denied == [], f"{name}: the {scenario.function} role denies:\n" + "\n".join(denied)
+
+
+# --- the check can fail ------------------------------------------------------------------------
+
+
+def _without(doc: dict[str, Any], sid: str) -> dict[str, Any]:
+    kept = [s for s in doc["Statement"] if s["Sid"] != sid]
+    assert len(kept) == len(doc["Statement"]) - 1, f"no statement {sid}"
+    return {**doc, "Statement": kept}
+
+
+@pytest.mark.parametrize(
+    ("name", "sid", "denied"),
+    [
+        ("promote: first model creates the endpoint", "IdempotencyRecords", "dynamodb:PutItem"),
+        ("promote: first model creates the endpoint", "PassSageMakerRole", "iam:PassRole"),
+        (
+            "promote: first model creates the endpoint",
+            "ManageTargetTrackingAlarms",
+            "cloudwatch:PutMetricAlarm",
+        ),
+        (
+            "promote: better challenger, blue/green update",
+            "ReadRollbackAlarms",
+            "cloudwatch:DescribeAlarms",
+        ),
+        ("drift: over the threshold", "DescribeServingModel", "sagemaker:DescribeModel"),
+        ("drift: over the threshold", "ListCapture", "s3:ListBucket"),
+        ("retrain: new data starts a job", "ListIncomingData", "s3:ListBucketVersions"),
+        ("retrain: more data after the job", "RunTrainingJobs", "sagemaker:DescribeTrainingJob"),
+        ("retrain: EC2 backend launches a host", "PassTrainingHostRole", "iam:PassRole"),
+    ],
+)
+def test_removing_a_statement_denies_the_call_that_needs_it(
+    world: World, name: str, sid: str, denied: str
+) -> None:
+    scenario = world.scenarios[name]
+    doc = _without(world.role_policy(scenario.function, ec2_backend=scenario.ec2_backend), sid)
+    refused = {n.action for n in world.needs_of(scenario) if allowing_statement(doc, n) is None}
+    assert denied in refused, f"{name}: without {sid}, {denied} should be denied"
+
+
+@pytest.mark.parametrize(
+    ("need", "why"),
+    [
+        (Need("s3:GetObject", f"arn:aws:s3:::{N.artifacts_bucket}/lineage/x.json"), "no such Sid"),
+        (Need("s3:GetObject", f"arn:aws:s3:::{N.capture_bucket}/other-endpoint/x"), "resource"),
+        (Need("s3:ListBucket", f"arn:aws:s3:::{N.capture_bucket}"), "no s3:prefix in the call"),
+        (
+            Need("s3:ListBucket", f"arn:aws:s3:::{N.capture_bucket}", (("s3:prefix", "x/"),)),
+            "prefix outside the endpoint's",
+        ),
+        (
+            Need("cloudwatch:PutMetricData", "*", (("cloudwatch:namespace", "AWS/EC2"),)),
+            "another namespace",
+        ),
+        (Need("sagemaker:DescribeModelPackage", "*"), "not a star-only action"),
+    ],
+)
+def test_the_evaluator_is_strict(world: World, need: Need, why: str) -> None:
+    assert allowing_statement(world.role_policy("drift"), need) is None, why
+
+
+# --- separation of duties --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("function", "action", "resource"),
+    [
+        ("drift", "sagemaker:CreateTrainingJob", N.sagemaker_arn("training-job", f"{MODEL}-x")),
+        ("drift", "sagemaker:CreateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
+        ("drift", "iam:PassRole", N.role_arn("sagemaker")),
+        ("retrain", "sagemaker:CreateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
+        ("retrain", "sagemaker:UpdateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
+        ("retrain", "sagemaker:CreateModelPackage", N.sagemaker_arn("model-package", "g/1")),
+        ("retrain", "cloudwatch:SetAlarmState", N.alarm_arn(N.drift_alarm)),
+        ("promote", "sagemaker:CreateTrainingJob", N.sagemaker_arn("training-job", f"{MODEL}-x")),
+        ("promote", "ec2:RunInstances", N.arn("ec2", "instance/i-0abc")),
+        ("promote", "s3:PutObject", f"arn:aws:s3:::{N.raw_bucket}/incoming/x.csv"),
+    ],
+)
+def test_separation_of_duties(world: World, function: str, action: str, resource: str) -> None:
+    context = (("iam:PassedToService", "sagemaker.amazonaws.com"),)
+    need = Need(action, resource, context if action == "iam:PassRole" else ())
+    for ec2_backend in (False, True) if function == "retrain" else (False,):
+        doc = world.role_policy(function, ec2_backend=ec2_backend)
+        assert allowing_statement(doc, need) is None, f"{function} may {need}"
+
+
+# --- no unused grant ------------------------------------------------------------------------
+
+#: (role, Sid, action) granted but not called by any scenario, and why each is needed.
+NOT_CALLED_BY_THE_HANDLERS = {
+    # the Lambda service and runtime use these with the function's role
+    **{
+        (role, sid, action): "Lambda service / runtime"
+        for role in ("retrain", "promote", "drift")
+        for sid, action in [
+            ("WriteOwnLogs", "logs:CreateLogStream"),
+            ("WriteOwnLogs", "logs:PutLogEvents"),
+            ("SendToOwnDeadLetterQueue", "sqs:SendMessage"),
+            ("WriteTraces", "xray:PutTraceSegments"),
+            ("WriteTraces", "xray:PutTelemetryRecords"),
+            # env vars, the DLQ, the topic and the table are encrypted with the stack key
+            ("UseStackKey", "kms:Encrypt"),
+            ("UseStackKey", "kms:DescribeKey"),
+            ("UseStackKey", "kms:Decrypt"),
+            ("UseStackKey", "kms:GenerateDataKey"),
+        ]
+    },
+    ("retrain", "IdempotencyRecords", "dynamodb:DeleteItem"): "a failed submission frees "
+    "its data version and the lock",
+    ("retrain", "EncryptTrainingHostVolume", "kms:Decrypt"): "EC2 attaches the encrypted volume",
+    ("retrain", "EncryptTrainingHostVolume", "kms:DescribeKey"): "EC2 checks the volume key",
+    ("retrain", "EncryptTrainingHostVolume", "kms:ReEncryptFrom"): "EC2 volume key",
+    ("retrain", "EncryptTrainingHostVolume", "kms:ReEncryptTo"): "EC2 volume key",
+    ("promote", "IdempotencyRecords", "dynamodb:GetItem"): "a redelivered event replays",
+    ("promote", "IdempotencyRecords", "dynamodb:DeleteItem"): "an exception frees the job",
+    ("promote", "ManageEndpointConfigs", "sagemaker:DescribeEndpointConfig"): "Application "
+    "Auto Scaling validates the variant (SageMaker's autoscaling prerequisites)",
+    ("promote", "ManageTargetTrackingAlarms", "cloudwatch:DeleteAlarms"): "a replaced "
+    "target-tracking policy deletes its alarms as the caller",
+    ("promote", "ListTrainingOutput", "s3:ListBucket"): "a missing object is a 404, not a 403",
+    ("drift", "ListDriftStateAndBaselines", "s3:ListBucket"): "a missing object is a 404",
+}
+
+
+def test_every_granted_action_is_used_or_explained(world: World) -> None:
+    used: set[tuple[str, str, str]] = set()
+    granted: set[tuple[str, str, str]] = set()
+    for scenario in world.scenarios.values():
+        role = scenario.function
+        doc = world.role_policy(role, ec2_backend=scenario.ec2_backend)
+        for s in doc["Statement"]:
+            granted |= {(role, s["Sid"], a) for a in _as_list(s["Action"])}
+        for need in world.needs_of(scenario):
+            sid = allowing_statement(doc, need)
+            used.add((role, str(sid), need.action))
+    unexplained = sorted(granted - used - set(NOT_CALLED_BY_THE_HANDLERS))
+    assert unexplained == [], "granted but never needed: " + ", ".join(map(str, unexplained))
+    stale = sorted(set(NOT_CALLED_BY_THE_HANDLERS) - granted)
+    assert stale == [], f"explained but not granted any more: {stale}"
+
+
+# --- the EC2 training host ----------------------------------------------------------------------
+
+
+def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
+    """The host's calls are the AWS CLI commands of its user data."""
+    job = f"{MODEL}-20240504-120000-0000000e"
+    env = _environment(world.key_arn, world.launch_template_id)
+    user_data = render_user_data(Config.from_env(env), job)
+    out = f"training/{job}/output"
+    for command in [
+        f"OUT=s3://{N.artifacts_bucket}/{out}",
+        f"LINEAGE=s3://{N.artifacts_bucket}/lineage/{job}.json",
+        f"CODE={N.code_bundle_uri}",
+        'aws s3api get-object --bucket "$BUCKET" --key "$KEY" --version-id "$VERSION"',
+        'aws s3 cp /tmp/model.tar.gz "$OUT/model.tar.gz"',
+        'aws s3 cp /tmp/output.tar.gz "$OUT/output.tar.gz"',
+        'aws s3 cp /opt/ml/output/failure "$OUT/failure"',
+        'aws s3 cp /var/log/mlops-training.log "$OUT/host.log"',
+        'aws events put-events --entries "$DETAIL"',
+    ]:
+        assert command in user_data, command
+    assert re.search(r"--sse aws:kms --sse-kms-key-id", user_data)
+    artifacts, raw = f"arn:aws:s3:::{N.artifacts_bucket}", f"arn:aws:s3:::{N.raw_bucket}"
+    host_needs = [
+        Need("s3:GetObject", f"{artifacts}/{c.CODE_BUNDLE_KEY}"),
+        Need("s3:GetObject", f"{artifacts}/lineage/{job}.json"),
+        Need("s3:GetObjectVersion", f"{raw}/incoming/2024-05-01/batch-001.csv"),
+        Need("s3:GetObject", f"{raw}/incoming/2024-05-01/batch-001.csv"),  # version "null"
+        *[
+            Need("s3:PutObject", f"{artifacts}/{out}/{name}")
+            for name in ("model.tar.gz", "output.tar.gz", "failure", "host.log")
+        ],
+        Need("kms:Decrypt", world.key_arn),
+        Need("kms:GenerateDataKey", world.key_arn),
+        Need(
+            "events:PutEvents",
+            N.arn("events", "event-bus/default"),
+            (("events:detail-type", c.TRAINING_STATE_CHANGE), ("events:source", c.EVENT_SOURCE)),
+        ),
+    ]
+    doc = policies.ec2_training_policy(
+        N,
+        kms_key_arn=world.key_arn,
+        image_uris=[SETTINGS.training_image_uri],
+        metric_namespace=SETTINGS.metric_namespace,
+    )
+    denied = [str(n) for n in host_needs if allowing_statement(doc, n) is None]
+    assert denied == [], denied
+    # and nothing else: no other job's output, no promotion, no other event
+    for need in [
+        Need("s3:PutObject", f"{artifacts}/training/{job}/evaluation.json"),
+        Need("s3:PutObject", f"{artifacts}/lineage/{job}.json"),
+        Need("s3:PutObject", f"{raw}/incoming/x.csv"),
+        Need(
+            "events:PutEvents",
+            N.arn("events", "event-bus/default"),
+            (("events:detail-type", c.RETRAIN_REQUEST), ("events:source", c.EVENT_SOURCE)),
+        ),
+    ]:
+        assert allowing_statement(doc, need) is None, need
