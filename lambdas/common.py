@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import posixpath
@@ -28,6 +29,7 @@ from botocore.exceptions import ClientError
 from lambdas import constants as c
 
 JsonDict = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 # <model>-<YYYYmmdd-HHMMSS>-<8 hex>: docs/contracts.md "Training jobs"
 _JOB_SUFFIX = r"-\d{8}-\d{6}-[0-9a-f]{8}"
@@ -401,12 +403,21 @@ def put_json(s3: Any, bucket: str, key: str, doc: Any, kms_key_arn: str | None) 
     return f"s3://{bucket}/{key}"
 
 
-def get_json(s3: Any, bucket: str, key: str) -> Any:
-    """The JSON document at ``s3://bucket/key``, or ``None`` when there is no such key."""
+def get_json(s3: Any, bucket: str, key: str, *, denied_as_missing: bool = False) -> Any:
+    """The JSON document at ``s3://bucket/key``, or ``None`` when there is no such key.
+
+    ``denied_as_missing``: S3 answers 403 instead of 404 for a missing key unless the
+    caller may list it, and a prefix-conditioned ListBucket may not count; only for
+    documents whose absence is harmless (state files), never for gate evidence.
+    """
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+        code = error_code(exc)
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            return None
+        if denied_as_missing and code in {"AccessDenied", "403"}:
+            logger.warning(f"s3://{bucket}/{key}: access denied, treated as missing")
             return None
         raise
     return json.loads(body)

@@ -311,7 +311,12 @@ def run_drift(
     specs: dict[str, Any] = baseline["features"]
     features = [str(f) for f in baseline.get("feature_order") or list(specs)]
 
-    state = get_json(clients.s3, config.artifacts_bucket or "", _state_key(config)) or {}
+    state = (
+        get_json(
+            clients.s3, config.artifacts_bucket or "", _state_key(config), denied_as_missing=True
+        )
+        or {}
+    )
     after: dict[str, str] = {}
     if state.get("endpoint") == config.endpoint_name:
         after = dict(state.get("variants") or {})

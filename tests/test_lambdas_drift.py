@@ -286,3 +286,19 @@ def test_capture_parsing_skips_headers_and_reports_bad_records() -> None:
 
     assert rows == [["30", "basic"]]
     assert len(errors) == 2
+
+
+def test_state_read_denied_counts_as_first_run_only_when_asked() -> None:
+    """S3 says 403 for a missing key the caller may not list: harmless for drift state."""
+    from unittest import mock
+
+    from botocore.exceptions import ClientError
+
+    from lambdas.common import get_json
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetObject")
+    s3 = mock.Mock()
+    s3.get_object.side_effect = denied
+    assert get_json(s3, "b", "drift-state/m.json", denied_as_missing=True) is None
+    with pytest.raises(ClientError):
+        get_json(s3, "b", "training/job/evaluation.json")
