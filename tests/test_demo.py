@@ -1,0 +1,334 @@
+"""The whole loop offline (`mlops demo`) against the moto server, then faults injected into it.
+
+One demo runs for the module (``loop``); its local cloud stays up after the demo so the
+fault tests go on in the same account: a training job that crashes, a malformed request
+to the endpoint. Only one LocalCloud can run per process, so the tests that start their
+own cloud come first in this file, before ``loop`` starts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_helpers import (
+    DRIFT,
+    PROMOTE,
+    REPO_ROOT,
+    RETRAIN,
+    ClosingRecorder,
+    KeptCloud,
+    accepts_connections,
+    deliveries_of,
+    endpoint_model_data,
+    job_of_delivery,
+    read_json,
+)
+from rich.console import Console
+
+from mlops import datasets, demo, ops
+from mlops.deploy import stack_outputs
+from mlops.target import Target, from_outputs
+
+ROWS = 3000
+ALARM_EVENT = "CloudWatch Alarm State Change"
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=160)
+
+
+# --- Ctrl-C: before the module's cloud starts (one LocalCloud per process) ----------------
+
+
+def test_ctrl_c_during_the_demo_stops_its_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    # Ctrl-C lands in the first stage, with the cloud listening
+    monkeypatch.setattr(demo, "deploy", interrupted)
+    ClosingRecorder.last = None
+
+    with pytest.raises(KeyboardInterrupt):
+        demo.run(REPO_ROOT, rows=100, console=_quiet(), cloud_factory=ClosingRecorder)
+
+    cloud = ClosingRecorder.last
+    assert cloud is not None and cloud.port != 0, "the demo never started its cloud"
+    assert cloud.closed, "the demo's cloud was not closed on Ctrl-C"
+    assert not accepts_connections(cloud.port), f"port {cloud.port} still accepts connections"
+    assert not cloud.state_dir.parent.exists(), "the demo's scratch folder was left behind"
+
+
+def test_interrupt_in_a_later_stage_propagates_and_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    class InterruptedSchedule(ClosingRecorder):
+        def fire_schedule(self, rule: str) -> int:
+            raise KeyboardInterrupt
+
+    def fake_loop(cloud: Any, *args: Any) -> None:
+        # the drift stage fires the schedule; the stages before it are not the point here
+        cloud.fire_schedule("drift")
+
+    monkeypatch.setattr(demo, "_loop", fake_loop)
+
+    with pytest.raises(KeyboardInterrupt):
+        demo.run(REPO_ROOT, rows=100, console=_quiet(), cloud_factory=InterruptedSchedule)
+
+    cloud = ClosingRecorder.last
+    assert isinstance(cloud, InterruptedSchedule) and cloud.closed
+    assert not accepts_connections(cloud.port)
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+
+@dataclass
+class Loop:
+    result: demo.DemoResult
+    cloud: KeptCloud
+    target: Target
+    root: Path
+
+    @property
+    def oldest_first(self) -> list[dict[str, Any]]:
+        return list(reversed(self.result.jobs))
+
+    def package(self, version: int) -> dict[str, Any]:
+        [package] = [p for p in self.result.packages if p["version"] == version]
+        return package
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    root = tmp_path_factory.mktemp("demo")
+    clouds: list[KeptCloud] = []
+
+    def factory(**kwargs: Any) -> KeptCloud:
+        clouds.append(KeptCloud(**kwargs))
+        return clouds[-1]
+
+    try:
+        result = demo.run(
+            REPO_ROOT, rows=ROWS, seed=7, workdir=root, console=_quiet(), cloud_factory=factory
+        )
+        [cloud] = clouds
+        outputs = stack_outputs(root / "cloud", "local")
+        yield Loop(result, cloud, from_outputs("local", outputs, cloud.endpoint_url), root)
+    finally:
+        for cloud in clouds:
+            cloud.close()
+
+
+@pytest.mark.slow
+def test_first_model_is_trained_approved_and_serving(loop: Loop) -> None:
+    result = loop.result
+    assert loop.cloud.exits == 1, "the demo did not leave its cloud's `with` exactly once"
+    assert result.resources == 95
+    assert [j["status"] for j in result.jobs] == ["Completed", "Completed"], result.jobs
+    first, second = (job["name"] for job in loop.oldest_first)
+    assert [j["trigger"] for j in result.jobs] == ["s3", "s3"]
+
+    package1 = loop.package(1)
+    assert package1["status"] == "Approved", package1
+    assert f"/{first}/" in package1["model_data"]
+    assert package1["description"].startswith("approved:")
+
+    endpoint = result.endpoint
+    assert endpoint is not None and endpoint["status"] == "InService", endpoint
+    assert endpoint["failure"] == ""
+    # the champion serves: the first job's model unless the challenger won its gate
+    champion = first if loop.package(2)["status"] == "Rejected" else second
+    assert endpoint["config"].startswith(champion), (endpoint, champion)
+    assert f"/{champion}/" in endpoint_model_data(loop.target)
+    assert result.predictions == 2000
+
+
+@pytest.mark.slow
+def test_drift_is_detected_per_feature(loop: Loop) -> None:
+    drift = loop.result.drift
+    assert drift["status"] == "drift", drift
+    assert set(drift["psi"]) == set(datasets.FEATURES)
+    assert all(isinstance(v, float) and v >= 0 for v in drift["psi"].values())
+    threshold = float(loop.target.environ()["MLOPS_DRIFT_THRESHOLD"])
+    assert drift["max_psi"] == max(drift["psi"].values()) > threshold
+    assert set(drift["drifted_features"]) == {f for f, v in drift["psi"].items() if v > threshold}
+    [run] = deliveries_of(loop.result.deliveries, DRIFT)
+    assert run["detail_type"] == "Scheduled Event" and run["status"] == "succeeded"
+    # the PSI reached CloudWatch too, where `mlops status` reads it
+    published = {**drift["psi"], "_max": drift["max_psi"]}
+    assert ops.drift_scores(loop.target) == pytest.approx(published, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_alarm_retrain_request_is_a_duplicate_not_lost(loop: Loop) -> None:
+    deliveries = loop.result.deliveries
+    assert all(d["status"] == "succeeded" for d in deliveries), [
+        (d["function"], d.get("error")) for d in deliveries if d["status"] != "succeeded"
+    ]
+    [alarm] = deliveries_of(deliveries, RETRAIN, ALARM_EVENT)
+    outcome = alarm["result"]
+    assert outcome["status"] in {"duplicate", "skipped"}, outcome
+    assert outcome["reason"]
+    second = loop.oldest_first[1]["name"]
+    # it points at the challenger it duplicates (or waits for), and starts no third job
+    assert second in json.dumps(outcome), outcome
+    assert len(loop.result.jobs) == 2
+    started = [
+        d for d in deliveries_of(deliveries, RETRAIN) if d["result"].get("status") == "started"
+    ]
+    assert [job_of_delivery(d) for d in started] == [j["name"] for j in loop.oldest_first]
+
+
+@pytest.mark.slow
+def test_challenger_gets_a_decision_with_a_reason(loop: Loop) -> None:
+    package2 = loop.package(2)
+    second = loop.oldest_first[1]["name"]
+    assert package2["status"] in {"Approved", "Rejected"}, package2
+    assert f"/{second}/" in package2["model_data"]
+    assert package2["description"].startswith(package2["status"].lower() + ":")
+    assert len(package2["description"]) > len("rejected: "), package2
+    gated = [d for d in deliveries_of(loop.result.deliveries, PROMOTE) if job_of_delivery(d)]
+    assert [job_of_delivery(d) for d in gated] == [j["name"] for j in loop.oldest_first]
+    assert gated[1]["result"]["approval"] == package2["status"]
+    assert {rule["rule"] for rule in gated[1]["result"]["gate"]} >= {"beats-baseline"}
+
+
+@pytest.mark.slow
+def test_lineage_lists_the_incoming_objects_per_job(loop: Loop) -> None:
+    s3 = loop.target.client("s3")
+    raw = loop.target.output("rawBucket")
+    versions = s3.list_object_versions(Bucket=raw, Prefix="incoming/")["Versions"]
+    in_s3 = {(v["Key"], v["VersionId"], v["ETag"].strip('"')) for v in versions}
+    expected_keys = [["incoming/2026-11-01/day1.csv"], ["incoming/2026-11-01/day1.csv"]]
+    expected_keys[1].append("incoming/2026-11-02/day2.csv")
+
+    for job, keys in zip(loop.oldest_first, expected_keys, strict=True):
+        lineage = read_json(loop.target, "artifactsBucket", f"lineage/{job['name']}.json")
+        assert lineage["job"] == job["name"]
+        objects = lineage["objects"]
+        assert sorted(o["key"] for o in objects) == keys, objects
+        for obj in objects:
+            assert obj["bucket"] == raw
+            assert obj["version_id"] not in ("", "null"), obj
+            assert (obj["key"], obj["version_id"], obj["etag"].strip('"')) in in_s3, obj
+
+
+@pytest.mark.slow
+def test_evaluations_report_and_summary(loop: Loop) -> None:
+    result = loop.result
+    assert set(result.evaluations) == {j["name"] for j in result.jobs}
+    for evaluation in result.evaluations.values():
+        assert 0 <= evaluation["metrics"]["f1"] <= 1
+        assert "baseline" in evaluation
+    assert result.report is not None and result.report.read_text().lstrip().startswith("<")
+    assert list(result.timings) and result.total_seconds > 0
+
+    out = _quiet()
+    demo.print_summary(result, out)
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "Training jobs" in text and "Model registry" in text and "Drift" in text
+    assert "95 resources deployed; 2000 predictions served" in text
+
+
+# --- faults, in the same account after the loop ------------------------------------------
+
+
+@pytest.mark.slow
+def test_malformed_request_is_refused_and_the_endpoint_keeps_serving(loop: Loop) -> None:
+    with pytest.raises(ops.OpsError, match="the endpoint refused the request") as refused:
+        ops.predict(loop.target, b"1.0,2.0,3.0\n", "text/csv", "application/json")
+    assert "ModelError" in str(refused.value), refused.value
+
+    rows = datasets.transactions(3, seed=1)
+    body, content_type = ops.predict(
+        loop.target, datasets.features_csv(rows).encode(), "text/csv", "application/json"
+    )
+    assert content_type == "application/json"
+    assert len(json.loads(body)["predictions"]) == 3
+    endpoint = ops.endpoint(loop.target)
+    assert endpoint is not None and endpoint["status"] == "InService"
+
+
+@pytest.mark.slow
+def test_crashing_training_job_alerts_and_leaves_the_champion(loop: Loop) -> None:
+    target, cloud = loop.target, loop.cloud
+    champion_before = (ops.endpoint(target), endpoint_model_data(target))
+    packages_before = ops.packages(target)
+    alerts = _subscribe_queue(target, "alerts-inbox")
+    seen = len(cloud.deliveries)
+    # no `label` column: the training job fails validating the data
+    unlabelled = datasets.transactions(400, seed=3).drop(columns=["label"])
+    path = datasets.write_csv(unlabelled, loop.root / "data" / "unlabelled.csv")
+
+    [uri] = ops.ingest(target, [path], "2026-11-03")
+    assert cloud.wait_idle(180)
+
+    jobs = ops.jobs(target)
+    assert len(jobs) == 3
+    crashed = jobs[0]
+    assert crashed["status"] == "Failed", crashed
+    assert "unlabelled.csv" in crashed["failure"] and "label" in crashed["failure"], crashed
+    new = cloud.deliveries[seen:]
+    [promoted] = [d for d in deliveries_of(new, PROMOTE) if job_of_delivery(d) == crashed["name"]]
+    assert promoted["status"] == "succeeded"
+    assert promoted["result"]["status"] == "training-failed", promoted["result"]
+    assert crashed["failure"] in promoted["result"]["reason"]
+    [alert] = _messages(target, alerts)
+    assert crashed["name"] in alert and "Failed" in alert
+    # the champion is untouched: same endpoint config and model, no new package
+    assert (ops.endpoint(target), endpoint_model_data(target)) == champion_before
+    assert ops.packages(target) == packages_before
+
+    # ingesting the same file again is refused; the raw object is never overwritten
+    s3, raw = target.client("s3"), target.output("rawBucket")
+    key = uri.removeprefix(f"s3://{raw}/")
+    before = s3.head_object(Bucket=raw, Key=key)
+    with pytest.raises(ops.OpsError, match="already exists; raw data is never overwritten"):
+        ops.ingest(target, [path], "2026-11-03")
+    versions = s3.list_object_versions(Bucket=raw, Prefix=key)["Versions"]
+    assert [v["VersionId"] for v in versions] == [before["VersionId"]]
+    assert s3.head_object(Bucket=raw, Key=key)["ETag"] == before["ETag"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["notes.txt", "data.json", "missing.csv"])
+def test_only_existing_csv_or_parquet_files_are_ingested(
+    loop: Loop, tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    if name != "missing.csv":
+        path.write_text("amount,label\n1,0\n")
+    listed_before = _raw_keys(loop.target)
+
+    with pytest.raises(ops.OpsError, match=r"only \.csv and \.parquet|no such file"):
+        ops.ingest(loop.target, [path], "2026-11-04")
+
+    assert _raw_keys(loop.target) == listed_before
+
+
+def _raw_keys(target: Target) -> list[str]:
+    listed = target.client("s3").list_objects_v2(Bucket=target.output("rawBucket"))
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def _subscribe_queue(target: Target, name: str) -> str:
+    sqs = target.client("sqs")
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    target.client("sns").subscribe(
+        TopicArn=target.output("alertTopicArn"), Protocol="sqs", Endpoint=arn
+    )
+    return url
+
+
+def _messages(target: Target, url: str) -> list[str]:
+    received = target.client("sqs").receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+    )
+    return [m["Body"] for m in received.get("Messages", [])]
