@@ -92,11 +92,16 @@ def run_drift(target: Target) -> dict[str, Any]:
 def jobs(target: Target, limit: int = 20) -> list[dict[str, Any]]:
     sm = target.client("sagemaker")
     prefix = target.output("modelName")
-    summaries = sm.list_training_jobs(
-        NameContains=prefix, SortBy="CreationTime", SortOrder="Descending", MaxResults=limit
-    )["TrainingJobSummaries"]
+    # every page, then newest first here: moto ignores SortOrder, so a server-side
+    # MaxResults could keep the oldest jobs instead of the newest
+    summaries = [
+        summary
+        for page in sm.get_paginator("list_training_jobs").paginate(NameContains=prefix)
+        for summary in page["TrainingJobSummaries"]
+    ]
+    summaries.sort(key=lambda summary: summary["CreationTime"], reverse=True)
     out = []
-    for summary in summaries:
+    for summary in summaries[:limit]:
         described = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
         # DescribeTrainingJob has no Tags (in AWS as in moto): ListTags has them
         listed = (
@@ -112,8 +117,7 @@ def jobs(target: Target, limit: int = 20) -> list[dict[str, Any]]:
                 "trigger": tags.get("mlops:trigger", ""),
             }
         )
-    # newest first even where the server ignores SortOrder (moto does)
-    return sorted(out, key=lambda job: job["created"], reverse=True)
+    return out
 
 
 def evaluation(target: Target, job_name: str) -> dict[str, Any]:
