@@ -303,6 +303,8 @@ def _training_data_access(n: Names) -> list[Statement]:
             ["s3:GetObject", "s3:GetObjectVersion"],
             _objects(n, n.raw_bucket, c.INCOMING_PREFIX),
         ),
+        # the code bundle, and the champion's training/<job>/output/model.tar.gz (the
+        # "champion" channel: an S3Prefix channel lists, then reads the object)
         _list_prefixes("ListArtifacts", n, n.artifacts_bucket, [c.CODE_PREFIX, c.TRAINING_PREFIX]),
         _allow(
             "ReadCodeAndModels",
@@ -382,6 +384,13 @@ def ec2_training_policy(
         ),
         _allow("ReadCodeBundle", ["s3:GetObject"], _objects(n, n.artifacts_bucket, c.CODE_PREFIX)),
         _allow("ReadLineage", ["s3:GetObject"], _objects(n, n.artifacts_bucket, c.LINEAGE_PREFIX)),
+        _allow(
+            # `aws s3 cp` of the champion's model (the "champion" channel): scored on the
+            # same test split as the new model. Models only, no other job output.
+            "ReadChampionModel",
+            ["s3:GetObject"],
+            f"{n.bucket_arn(n.artifacts_bucket)}/{c.TRAINING_PREFIX}*/output/model.tar.gz",
+        ),
         _allow(
             # model.tar.gz, output.tar.gz, failure, host.log under training/<job>/output/
             "WriteTrainingOutput",
@@ -472,8 +481,8 @@ def _serving_names(n: Names, resource_type: str) -> list[str]:
 
 
 def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Document:
-    """Retrain: start a training job for new data, once (see also
-    :func:`launch_training_host_policy` for the EC2 backend)."""
+    """Retrain: start a training job for new data, once, with the champion's model as its
+    ``champion`` channel (see also :func:`launch_training_host_policy` for the EC2 backend)."""
     return document(
         *_lambda_base(n, "retrain", kms_key_arn),
         _allow(
@@ -494,6 +503,14 @@ def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
             "ListIncomingData", n, n.raw_bucket, [c.INCOMING_PREFIX], ["s3:ListBucketVersions"]
         ),
         _allow("WriteLineage", ["s3:PutObject"], _objects(n, n.artifacts_bucket, c.LINEAGE_PREFIX)),
+        # The champion (the latest Approved package of the group) becomes the job's
+        # "champion" channel: its ModelDataUrl, read by SageMaker with its own role.
+        _list_model_packages(),
+        _allow(
+            "ReadChampionPackage",
+            ["sagemaker:DescribeModelPackage"],
+            n.sagemaker_arn("model-package", f"{n.model_package_group}/*"),
+        ),
     )
 
 

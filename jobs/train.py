@@ -6,7 +6,9 @@ framework container, on the EC2 training host and locally::
     python -m jobs.train --train data/ --model-dir out/model --output-data-dir out/data
 
 Inputs come from ``SM_CHANNEL_TRAIN`` (and optional ``SM_CHANNEL_VALIDATION`` /
-``SM_CHANNEL_TEST``); hyperparameters from ``/opt/ml/input/config/hyperparameters.json``,
+``SM_CHANNEL_TEST``, and ``SM_CHANNEL_CHAMPION``: the champion's model.tar.gz, scored on
+the same test split as the new model); hyperparameters from
+``/opt/ml/input/config/hyperparameters.json``,
 ``SM_HPS`` and ``--kebab-case`` flags, later sources winning. On bad data the job
 exits with 1 and writes one line of reason to ``$SM_OUTPUT_DIR/failure``.
 """
@@ -121,6 +123,8 @@ HYPERPARAMETERS: dict[str, _Hp] = {
     ),
     # logistic regression
     "c": _Hp(float, 1.0, "logreg inverse regularisation strength"),
+    # lineage: the model package ARN of the champion in the champion channel
+    "champion-package": _Hp(str, None, "model package of the champion (recorded only)"),
 }
 
 
@@ -190,6 +194,12 @@ def _parser() -> _Parser:
     p.add_argument("--train", default=env("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     p.add_argument("--validation", default=env("SM_CHANNEL_VALIDATION"))
     p.add_argument("--test", default=env("SM_CHANNEL_TEST"))
+    p.add_argument(
+        "--champion",
+        default=env("SM_CHANNEL_CHAMPION"),
+        help="the champion's model.tar.gz (or a folder holding it, or an extracted model "
+        "folder): scored on the same test split",
+    )
     p.add_argument("--model-dir", "--model_dir", default=env("SM_MODEL_DIR", "/opt/ml/model"))
     p.add_argument(
         "--output-data-dir",
@@ -485,6 +495,22 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     cm = evaluate.confusion(y_test, pred_test, labels)
     lap("evaluate")
 
+    champion: dict[str, Any] | None = None
+    if args.champion:
+        # the champion on the very rows the challenger is judged on (never fails the job)
+        champion = evaluate.evaluate_champion(
+            args.champion,
+            frame.iloc[test_idx],
+            y_test,
+            classes,
+            positive,
+            minority,
+            package=hps.get("champion-package"),
+        )
+        if champion.get("error"):
+            log.warning("champion not compared: %s", champion["error"])
+        lap("champion")
+
     model_dir = Path(args.model_dir)
     out_dir = Path(args.output_data_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -521,6 +547,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         "validation_metrics": val_metrics,
         "confusion_matrix": cm,
         "baseline": baseline,
+        **({"champion": champion} if champion is not None else {}),
         "data_checks": summary,
         "features": features,
         "categorical": categorical,
@@ -549,6 +576,8 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     for name, value in metrics.items():  # one line each, for SageMaker metric regexes
         print(f"metric test_{name}={value if value is not None else 'nan'};")
     print(f"metric baseline_{primary}={baseline.get(primary)};")
+    if champion is not None and not champion.get("error"):
+        print(f"metric champion_{primary}={champion['metrics'].get(primary)};")
     return evaluation
 
 

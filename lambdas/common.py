@@ -448,6 +448,40 @@ def read_tar_members(s3: Any, uri: str, names: Iterable[str]) -> dict[str, bytes
     return found
 
 
+# --- model registry: the champion ---------------------------------------------------
+
+
+def find_champion(config: Config, clients: Clients) -> JsonDict | None:
+    """The latest Approved model package of the group, or ``None``.
+
+    Returns ``{"arn", "version", "image", "model_data_url", "evaluation_uri"}``. The
+    promote handler gates against it; the retrain handler gives its model to the next
+    training job (the ``champion`` channel), which evaluates it on the same test split.
+    """
+    config.require("model_package_group")
+    listed = clients.sagemaker.list_model_packages(
+        ModelPackageGroupName=config.model_package_group,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )
+    summaries = listed.get("ModelPackageSummaryList", [])
+    if not summaries:
+        return None
+    arn = summaries[0]["ModelPackageArn"]
+    package = clients.sagemaker.describe_model_package(ModelPackageName=arn)
+    container = (package.get("InferenceSpecification", {}).get("Containers") or [{}])[0]
+    stats = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
+    return {
+        "arn": arn,
+        "version": package.get("ModelPackageVersion"),
+        "image": container.get("Image"),
+        "model_data_url": container.get("ModelDataUrl"),
+        "evaluation_uri": stats.get("S3Uri"),
+    }
+
+
 # --- raw data: lineage and data version ----------------------------------------------
 
 

@@ -7,7 +7,9 @@ jobs, and a manual ``mlops.control-plane`` / ``PromoteRequest`` with
 
 - Failed / Stopped: the failure reason goes to the alert topic; no model package.
 - Completed: ``evaluation.json`` is read out of the job's ``model.tar.gz``; the champion is
-  the latest Approved package of the group; :func:`evaluate_gate` decides; a model package
+  the latest Approved package of the group; :func:`evaluate_gate` decides, comparing with
+  the champion's metrics on the challenger's own test split when the job measured them
+  (``evaluation.json["champion"]``), else with the champion's own evaluation; a model package
   is registered Approved or Rejected with the reason and ModelMetrics pointing at a copy of
   ``evaluation.json`` (``training/<job>/evaluation.json``). Approved: a new model and
   endpoint config, then create the endpoint or update it (blue/green, auto-rollback
@@ -38,6 +40,7 @@ from lambdas.common import (
     error_code,
     error_text,
     event_kind,
+    find_champion,
     get_json,
     is_finite_number,
     parse_s3_uri,
@@ -113,11 +116,18 @@ class GateDecision:
     challenger_value: float | None
     champion_value: float | None
     checks: tuple[tuple[str, bool, str], ...]  # (rule, held, explanation)
+    # how the champion's value was measured: "same-split" (by the challenger's job, on
+    # the challenger's test split), "own-split" (the champion's own evaluation.json), or
+    # None (no champion, or no comparison possible)
+    comparison: str | None = None
 
     @property
     def reason(self) -> str:
         if self.approved:
-            return "approved: " + "; ".join(text for _, _, text in self.checks)
+            checks = list(self.checks)
+            if self.comparison is not None:  # the decisive comparison first
+                checks.sort(key=lambda check: check[0] != "beats-champion")
+            return "approved: " + "; ".join(text for _, _, text in checks)
         return "rejected: " + "; ".join(text for _, held, text in self.checks if not held)
 
 
@@ -145,6 +155,34 @@ def minority_recall(evaluation: Mapping[str, Any]) -> float | None:
     return rows[i][i] / total if i < len(rows[i]) else None
 
 
+SAME_SPLIT = "same-split"
+OWN_SPLIT = "own-split"
+
+
+def same_split_champion(
+    challenger: Mapping[str, Any], metric: str, champion_package: str | None = None
+) -> tuple[float | None, str | None]:
+    """The champion's ``metric`` measured by the challenger's job on its own test split.
+
+    Returns ``(value, None)``, or ``(None, why not)``: no ``champion`` section (an older
+    job, or a first model), the job could not apply the champion (``champion.error``), the
+    metric is missing, or the section is about another package than ``champion_package``
+    (the champion changed while the job ran).
+    """
+    section = challenger.get("champion")
+    if not isinstance(section, Mapping):
+        return None, None
+    if section.get("error"):
+        return None, f"the job could not evaluate the champion: {str(section['error'])[:160]}"
+    package = section.get("package")
+    if champion_package and isinstance(package, str) and package and package != champion_package:
+        return None, f"the job evaluated {package}, not the current champion"
+    value = _metric(section, "metrics", metric)
+    if value is None:
+        return None, f"the job's champion metrics lack {metric}"
+    return value, None
+
+
 def evaluate_gate(
     challenger: Mapping[str, Any],
     champion: Mapping[str, Any] | None,
@@ -152,6 +190,7 @@ def evaluate_gate(
     primary_metric: str | None = None,
     margin: float = 0.01,
     min_minority_recall: float = 0.5,
+    champion_package: str | None = None,
 ) -> GateDecision:
     """Decide whether ``challenger`` (an evaluation.json) may replace ``champion``.
 
@@ -161,6 +200,11 @@ def evaluate_gate(
     2. its balanced accuracy beats the baseline's (strictly);
     3. its minority-class recall is at least ``min_minority_recall``;
     4. with a champion: primary metric >= champion's + ``margin``; no champion: holds.
+       The champion's value is the one the challenger's job measured on the challenger's
+       own test split (``challenger["champion"]["metrics"]``: both models on the same
+       held-out data) when present, else the champion's own evaluation.json (its older
+       test split). ``champion_package``: the current champion's ARN; a same-split
+       measurement of another package is not used.
 
     ``primary_metric`` overrides the challenger's own ``primary_metric``.
     """
@@ -216,20 +260,31 @@ def evaluate_gate(
         )
 
     champ = None
+    comparison = None
     if champion is None:
         checks.append(("beats-champion", True, "no champion: first model"))
     else:
-        champ = _metric(champion, "metrics", metric)
+        champ, why_not = same_split_champion(challenger, metric, champion_package)
+        if champ is not None:
+            comparison, where = SAME_SPLIT, "on the same test split"
+        else:
+            champ = _metric(champion, "metrics", metric)
+            comparison, where = OWN_SPLIT, "on the champion's own test split"
+            if why_not:
+                where += f" ({why_not})"
         if champ is None or value is None:
+            comparison = None
             checks.append(("beats-champion", False, f"cannot compare {metric} with the champion"))
         else:
-            held = value - champ >= margin - _TOLERANCE
+            gain = value - champ
+            held = gain >= margin - _TOLERANCE
             checks.append(
                 (
                     "beats-champion",
                     held,
-                    f"{metric} {value:.4f} vs champion {champ:.4f}: "
-                    f"{'gains' if held else 'does not gain'} the margin {margin:.4f}",
+                    f"{metric} {value:.4f} vs champion {champ:.4f} {where} "
+                    f"({gain:+.4f} {'>=' if held else '<'} margin {margin:.4f})"
+                    + ("" if held else ": does not gain the margin"),
                 )
             )
     return GateDecision(
@@ -238,39 +293,11 @@ def evaluate_gate(
         challenger_value=value,
         champion_value=champ,
         checks=tuple(checks),
+        comparison=comparison,
     )
 
 
 # --- model registry --------------------------------------------------------------------------
-
-
-def find_champion(config: Config, clients: Clients) -> JsonDict | None:
-    """The latest Approved model package of the group, or ``None``.
-
-    Returns ``{"arn", "version", "image", "model_data_url", "evaluation_uri"}``.
-    """
-    config.require("model_package_group")
-    listed = clients.sagemaker.list_model_packages(
-        ModelPackageGroupName=config.model_package_group,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )
-    summaries = listed.get("ModelPackageSummaryList", [])
-    if not summaries:
-        return None
-    arn = summaries[0]["ModelPackageArn"]
-    package = clients.sagemaker.describe_model_package(ModelPackageName=arn)
-    container = (package.get("InferenceSpecification", {}).get("Containers") or [{}])[0]
-    stats = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
-    return {
-        "arn": arn,
-        "version": package.get("ModelPackageVersion"),
-        "image": container.get("Image"),
-        "model_data_url": container.get("ModelDataUrl"),
-        "evaluation_uri": stats.get("S3Uri"),
-    }
 
 
 def champion_evaluation(clients: Clients, champion: Mapping[str, Any]) -> JsonDict:
@@ -320,6 +347,12 @@ def register_package(
     }
     if decision.challenger_value is not None:
         properties[f"mlops:{decision.primary_metric}"] = f"{decision.challenger_value:.6f}"
+    if decision.comparison is not None:
+        # same-split: both models on the challenger's test split; own-split: the champion's
+        # value comes from its own (older) evaluation
+        properties["mlops:champion-comparison"] = decision.comparison
+    if decision.champion_value is not None:
+        properties[f"mlops:champion-{decision.primary_metric}"] = f"{decision.champion_value:.6f}"
     response = clients.sagemaker.create_model_package(
         ModelPackageGroupName=config.model_package_group,
         ModelPackageDescription=decision.reason[:1024],
@@ -703,12 +736,14 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
             champion_problem = f"champion {champion['arn']} metrics unreadable: {error_text(exc)}"
     decision = evaluate_gate(
         evaluation,
-        champion_eval if champion_problem is None else {},
+        None if champion is None else (champion_eval or {}),
         primary_metric=config.primary_metric,
         margin=config.promotion_margin,
         min_minority_recall=config.min_minority_recall,
+        champion_package=champion["arn"] if champion else None,
     )
-    if champion is not None and champion_problem is not None:
+    if champion_problem is not None and decision.comparison != SAME_SPLIT:
+        # without a same-split measurement the champion's own metrics were needed
         decision = GateDecision(
             approved=False,
             primary_metric=decision.primary_metric,
@@ -731,6 +766,7 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
         "approval": "Approved" if decision.approved else "Rejected",
         "gate": [{"rule": r, "held": h, "why": t} for r, h, t in decision.checks],
         "champion": champion["arn"] if champion else None,
+        "comparison": decision.comparison,
     }
     if not decision.approved:
         return {**outcome, "status": "not-promoted", "reason": decision.reason}

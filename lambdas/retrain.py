@@ -20,6 +20,10 @@ training job per model is in flight: a running job found with ``list_training_jo
 a running EC2 training host), or a lock held in the same DynamoDB table, makes the trigger
 ``skipped``: recorded in the table (``skipped#<model>#...``) and not remembered as done,
 so the next trigger trains on everything under ``incoming/``, including this data.
+
+The job gets the champion (the latest Approved package) as input channel ``champion`` and
+evaluates it on its own test split, so the promotion gate compares both models on the
+same held-out data; the champion is recorded in ``lineage/<job>.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from lambdas.common import (
     Config,
     JsonDict,
     error_code,
+    error_text,
     event_kind,
+    find_champion,
     iso,
     list_incoming,
     make_job_name,
@@ -51,7 +57,7 @@ from lambdas.common import (
     utcnow,
 )
 from lambdas.common import data_version as compute_data_version
-from lambdas.training import build_ec2_launch, build_training_request
+from lambdas.training import build_ec2_launch, build_training_request, champion_model_uri
 
 logger = Logger(service="mlops-retrain")
 
@@ -309,15 +315,58 @@ def training_status(config: Config, clients: Clients) -> JsonDict:
 
 
 def submit_job(
-    config: Config, clients: Clients, job_name: str, version: str, trigger: Trigger
+    config: Config,
+    clients: Clients,
+    job_name: str,
+    version: str,
+    trigger: Trigger,
+    champion: Mapping[str, Any] | None = None,
 ) -> str:
-    """Submit to the configured backend; returns the job's ARN or the instance id."""
+    """Submit to the configured backend; returns the job's ARN or the instance id.
+
+    ``champion`` (:func:`lambdas.common.find_champion`) becomes the job's ``champion``
+    channel: the job evaluates it on the challenger's own test split.
+    """
     if config.training_backend == "ec2":
-        launch = build_ec2_launch(config, job_name, version, trigger.kind)
+        launch = build_ec2_launch(config, job_name, version, trigger.kind, champion)
         reservation = clients.ec2.run_instances(**launch)
         return str(reservation["Instances"][0]["InstanceId"])
-    request = build_training_request(config, job_name, version, trigger.kind)
+    request = build_training_request(config, job_name, version, trigger.kind, champion)
     return str(clients.sagemaker.create_training_job(**request)["TrainingJobArn"])
+
+
+def champion_for_training(config: Config, clients: Clients) -> tuple[JsonDict | None, JsonDict]:
+    """The champion to compare the next job with, and its lineage record.
+
+    Returns ``(champion or None, record)``; ``record`` is the ``champion`` entry of
+    ``lineage/<job>.json``: ``{"package", "version", "model_data_url", "channel"}``
+    (``channel``: whether the job gets the model; ``reason`` when not), ``package`` null
+    for a first model, or ``{"error", "channel": false}`` when the registry could not be
+    read: training goes on without the comparison (the gate then falls back to the
+    champion's own test split); that is not worth failing a retrain for.
+    """
+    if not config.model_package_group:
+        return None, {"package": None, "channel": False, "reason": "no model package group"}
+    try:
+        champion = find_champion(config, clients)
+    except ClientError as exc:
+        logger.warning(f"champion lookup failed, training without it: {error_text(exc)}")
+        return None, {"error": f"champion lookup failed: {error_text(exc)}", "channel": False}
+    if champion is None:
+        return None, {"package": None, "channel": False, "reason": "no champion: first model"}
+    usable = champion_model_uri(config, champion) is not None
+    record: JsonDict = {
+        "package": champion["arn"],
+        "version": champion.get("version"),
+        "model_data_url": champion.get("model_data_url"),
+        "channel": usable,
+    }
+    if not usable:
+        record["reason"] = (
+            f"the champion's model is not under s3://{config.artifacts_bucket}/"
+            f"{c.TRAINING_PREFIX}: the training role cannot read it"
+        )
+    return (champion if usable else None), record
 
 
 def start_training(
@@ -336,7 +385,8 @@ def start_training(
         ``status`` is one of
 
         - ``"started"``: ``job_name``, ``data_version``, ``backend``, ``resource`` (job ARN
-          or instance id), ``lineage`` (S3 URI), ``trigger``;
+          or instance id), ``lineage`` (S3 URI), ``champion`` (the package ARN whose model
+          the job evaluates on its test split, or ``None``), ``trigger``;
         - ``"duplicate"``: this data version already started ``job_name`` (or is being
           started right now); nothing done;
         - ``"skipped"``: ``running_job`` is in flight; the trigger is recorded
@@ -366,6 +416,7 @@ def start_training(
         job_name = make_job_name(config.model_name, now, version)
         _acquire_lock(config, clients, job_name, now)
         try:
+            champion, champion_record = champion_for_training(config, clients)
             lineage = put_json(
                 clients.s3,
                 config.artifacts_bucket or "",
@@ -375,11 +426,12 @@ def start_training(
                     "data_version": version,
                     "trigger": trigger.as_dict(),
                     "objects": objects,
+                    "champion": champion_record,
                     "created_at": iso(now),
                 },
                 config.kms_key_arn,
             )
-            resource = submit_job(config, clients, job_name, version, trigger)
+            resource = submit_job(config, clients, job_name, version, trigger, champion)
         except Exception:
             _release_lock(config, clients, job_name)
             raise
@@ -391,6 +443,7 @@ def start_training(
             "backend": config.training_backend,
             "resource": resource,
             "lineage": lineage,
+            "champion": champion_record.get("package"),
             "trigger": trigger.as_dict(),
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from lambdas import constants as c
@@ -63,6 +64,8 @@ EC2_REQUIREMENTS = (
 )
 
 CODE_CHANNEL = "code"  # with network isolation the code bundle arrives as a channel
+CHAMPION_CHANNEL = "champion"  # the champion's model.tar.gz, evaluated on the same test split
+CHAMPION_PACKAGE_HP = "champion-package"  # the champion's model package ARN (lineage)
 
 
 def sklearn_image_uri(region: str, tag: str = c.DEFAULT_SKLEARN_IMAGE_TAG) -> str:
@@ -98,8 +101,29 @@ def job_tags(config: Config, data_version: str, trigger: str) -> list[dict[str, 
     ]
 
 
-def hyperparameters(config: Config, job_name: str) -> dict[str, Any]:
-    """The job's hyperparameters before encoding (what the job sees in ``SM_HPS``)."""
+def champion_model_uri(config: Config, champion: Mapping[str, Any] | None) -> str | None:
+    """The champion's ``model.tar.gz`` if a training job may read it, else ``None``.
+
+    Only a model under ``s3://<artifacts>/training/`` is given to the job: that is what
+    the SageMaker execution role (and the EC2 host role) may read. A champion elsewhere
+    (e.g. registered by hand) is left out: a channel that cannot be downloaded would
+    fail the whole job, and the gate then compares on the champion's own test split.
+    """
+    url = (champion or {}).get("model_data_url")
+    prefix = f"s3://{config.artifacts_bucket}/{c.TRAINING_PREFIX}"
+    if isinstance(url, str) and url.startswith(prefix) and url.endswith(".tar.gz"):
+        return url
+    return None
+
+
+def hyperparameters(
+    config: Config, job_name: str, champion: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The job's hyperparameters before encoding (what the job sees in ``SM_HPS``).
+
+    With a usable ``champion`` (see :func:`champion_model_uri`), ``champion-package`` is
+    its model package ARN, recorded by the job in ``evaluation.json`` (lineage).
+    """
     assert config.code_s3_uri is not None  # required by the callers
     submit_dir = config.code_s3_uri
     if config.network_isolation:
@@ -116,6 +140,8 @@ def hyperparameters(config: Config, job_name: str) -> dict[str, Any]:
             "sagemaker_container_log_level": 20,
         }
     )
+    if champion_model_uri(config, champion) and (champion or {}).get("arn"):
+        hps[CHAMPION_PACKAGE_HP] = str((champion or {})["arn"])
     return hps
 
 
@@ -125,7 +151,11 @@ def encode_hyperparameters(hps: dict[str, Any]) -> dict[str, str]:
 
 
 def build_training_request(
-    config: Config, job_name: str, data_version: str, trigger: str
+    config: Config,
+    job_name: str,
+    data_version: str,
+    trigger: str,
+    champion: Mapping[str, Any] | None = None,
 ) -> JsonDict:
     """The ``create_training_job`` keyword arguments for one job.
 
@@ -139,6 +169,10 @@ def build_training_request(
         sha256 of the training data (see :func:`lambdas.common.data_version`).
     trigger : str
         ``"s3"``, ``"schedule"``, ``"drift"`` or ``"manual"``; becomes a tag.
+    champion : dict, optional
+        The champion (:func:`lambdas.common.find_champion`). Its ``model.tar.gz`` becomes
+        input channel ``champion`` (the job evaluates it on the challenger's test split)
+        and its ARN hyperparameter ``champion-package``. ``None``: first model, no channel.
     """
     config.require("artifacts_bucket", "raw_bucket", "role_arn", "code_s3_uri")
     channels: list[JsonDict] = [
@@ -168,6 +202,22 @@ def build_training_request(
                 "InputMode": "File",
             }
         )
+    champion_uri = champion_model_uri(config, champion)
+    if champion_uri:
+        # S3Prefix on the object's full key downloads that one object: model.tar.gz
+        channels.append(
+            {
+                "ChannelName": CHAMPION_CHANNEL,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": champion_uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "InputMode": "File",
+            }
+        )
     output: JsonDict = {"S3OutputPath": output_prefix(config)}
     resources: JsonDict = {
         "InstanceType": config.training_instance_type,
@@ -184,7 +234,7 @@ def build_training_request(
             "TrainingInputMode": "File",
         },
         "RoleArn": config.role_arn,
-        "HyperParameters": encode_hyperparameters(hyperparameters(config, job_name)),
+        "HyperParameters": encode_hyperparameters(hyperparameters(config, job_name, champion)),
         "InputDataConfig": channels,
         "OutputDataConfig": output,
         "ResourceConfig": resources,
@@ -215,6 +265,7 @@ export AWS_DEFAULT_REGION="$REGION"
 OUT={out}
 LINEAGE={lineage}
 CODE={code}
+CHAMPION={champion}
 KMS={kms}
 MAX_SECONDS={max_seconds}
 VENV=/opt/mlops/venv
@@ -283,13 +334,25 @@ while IFS=$'\\t' read -r BUCKET KEY VERSION; do
   fi
 done < /tmp/objects.tsv
 
+CHANNELS='["train"]'
+if [ -n "$CHAMPION" ]; then
+  # optional: without it the job trains as a first model would (no same-split comparison)
+  mkdir -p /opt/ml/input/data/champion
+  if aws s3 cp "$CHAMPION" /opt/ml/input/data/champion/model.tar.gz; then
+    export SM_CHANNEL_CHAMPION=/opt/ml/input/data/champion
+    CHANNELS='["champion", "train"]'
+  else
+    echo "could not fetch the champion's model $CHAMPION: no same-split comparison"
+  fi
+fi
+
 cat > /opt/ml/input/config/hyperparameters.json <<'MLOPS_HPS'
 {encoded_hps}
 MLOPS_HPS
 export SM_HPS={hps}
 export SM_MODEL_DIR=/opt/ml/model SM_CHANNEL_TRAIN=/opt/ml/input/data/train
 export SM_OUTPUT_DATA_DIR=/opt/ml/output/data SM_OUTPUT_DIR=/opt/ml/output
-export SM_CHANNELS='["train"]' SM_CURRENT_HOST=algo-1 SM_HOSTS='["algo-1"]'
+export SM_CHANNELS="$CHANNELS" SM_CURRENT_HOST=algo-1 SM_HOSTS='["algo-1"]'
 export SM_NUM_CPUS=$(nproc) SM_MODULE_NAME=train SM_TRAINING_ENV="{{}}"
 
 step "training failed (see host.log)"
@@ -309,7 +372,9 @@ REASON=""
 """
 
 
-def render_user_data(config: Config, job_name: str) -> str:
+def render_user_data(
+    config: Config, job_name: str, champion: Mapping[str, Any] | None = None
+) -> str:
     """The bash user data of the EC2 training host for ``job_name``.
 
     The host (Amazon Linux 2023, AWS CLI and python3 preinstalled) installs Python 3.11
@@ -319,9 +384,12 @@ def render_user_data(config: Config, job_name: str) -> str:
     to ``training/<job>/output/`` (or ``failure``), sends a training-state event on the
     default event bus (same detail-type as SageMaker's, source ``mlops.control-plane``)
     and shuts down (the instance terminates: ``InstanceInitiatedShutdownBehavior``).
+    With a ``champion`` it also downloads the champion's ``model.tar.gz`` into
+    ``/opt/ml/input/data/champion`` (``SM_CHANNEL_CHAMPION``), as SageMaker would; if that
+    download fails the job still trains, without the same-split comparison.
     """
     config.require("artifacts_bucket", "code_s3_uri")
-    hps = hyperparameters(config, job_name)
+    hps = hyperparameters(config, job_name, champion)
     hps["sagemaker_submit_directory"] = "/opt/ml/code"
     decoded = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
     q = shlex.quote
@@ -331,6 +399,7 @@ def render_user_data(config: Config, job_name: str) -> str:
         out=q(f"{output_prefix(config)}{job_name}/output"),
         lineage=q(f"s3://{config.artifacts_bucket}/{c.LINEAGE_PREFIX}{job_name}.json"),
         code=q(str(config.code_s3_uri)),
+        champion=q(champion_model_uri(config, champion) or ""),
         kms=q(config.kms_key_arn or ""),
         max_seconds=int(config.training_max_seconds),
         source=json.dumps(c.EVENT_SOURCE),
@@ -342,11 +411,18 @@ def render_user_data(config: Config, job_name: str) -> str:
     )
 
 
-def build_ec2_launch(config: Config, job_name: str, data_version: str, trigger: str) -> JsonDict:
+def build_ec2_launch(
+    config: Config,
+    job_name: str,
+    data_version: str,
+    trigger: str,
+    champion: Mapping[str, Any] | None = None,
+) -> JsonDict:
     """The ``ec2.run_instances`` keyword arguments for the EC2 training backend.
 
     Instance type, AMI, instance profile, subnet and metadata options come from the
     stack's launch template; this adds the user data, the tags and self-termination.
+    ``champion``: as for :func:`build_training_request`.
     """
     config.require("launch_template_id")
     tags = [
@@ -359,7 +435,7 @@ def build_ec2_launch(config: Config, job_name: str, data_version: str, trigger: 
         "MinCount": 1,
         "MaxCount": 1,
         "InstanceInitiatedShutdownBehavior": "terminate",
-        "UserData": render_user_data(config, job_name),
+        "UserData": render_user_data(config, job_name, champion),
         "TagSpecifications": [
             {"ResourceType": "instance", "Tags": tags},
             {"ResourceType": "volume", "Tags": tags},

@@ -70,6 +70,7 @@ def submit_with_sdk(
     trigger: str = "manual",
     *,
     session: Any = None,
+    champion: dict[str, Any] | None = None,
 ) -> str:
     """Submit the training job with sagemaker-core; returns the job's ARN.
 
@@ -82,8 +83,11 @@ def submit_with_sdk(
     session : boto3.Session, optional
         Defaults to sagemaker-core's (the default boto3 session; ``AWS_ENDPOINT_URL``
         applies, so this works against the local cloud's moto server too).
+    champion : dict, optional
+        :func:`lambdas.common.find_champion`'s result: its model becomes the job's
+        ``champion`` channel, as in :func:`lambdas.training.build_training_request`.
     """
     training_job, _ = _sagemaker_core()
-    request = build_training_request(config, job_name, data_version, trigger)
+    request = build_training_request(config, job_name, data_version, trigger, champion)
     job = training_job.create(**sdk_arguments(request), session=session, region=config.region)
     return str(job.training_job_arn)

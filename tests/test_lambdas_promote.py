@@ -425,6 +425,156 @@ def test_gate_uses_the_configured_primary_metric() -> None:
     assert not decision.approved
 
 
+# --- the champion on the same test split -------------------------------------------------------
+
+CHAMPION_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-packages/1"
+
+
+def _measured(doc: dict[str, Any], champion_f1: float | None, **section: Any) -> dict[str, Any]:
+    """``doc`` with the ``champion`` section the challenger's job writes (same test split)."""
+    if champion_f1 is not None:
+        metrics = {**evaluation(f1=champion_f1)["metrics"]}
+        section = {"metrics": metrics, "n_test": doc["n_test"], **section}
+    return {**doc, "champion": {"package": CHAMPION_ARN, **section}}
+
+
+@pytest.mark.parametrize(
+    ("own_split", "same_split", "approved", "text"),
+    [
+        # after drift the champion's old number flatters it; on the new data it is worse
+        (0.93, 0.62, True, "f1 0.8000 vs champion 0.6200 on the same test split (+0.1800 >= "),
+        # its old number looks beatable; on the same rows the champion is better
+        (0.70, 0.85, False, "vs champion 0.8500 on the same test split (-0.0500 < margin"),
+        (0.93, 0.79, True, "(+0.0100 >= margin 0.0100)"),  # exactly the margin
+        (0.10, 0.795, False, ": does not gain the margin"),
+    ],
+)
+def test_gate_compares_on_the_same_test_split_when_the_job_measured_the_champion(
+    own_split: float, same_split: float, approved: bool, text: str
+) -> None:
+    challenger = _measured(evaluation(f1=0.80), same_split)
+    champion = evaluation(f1=own_split)
+
+    decision = promote.evaluate_gate(
+        challenger, champion, margin=0.01, champion_package=CHAMPION_ARN
+    )
+    fallback = promote.evaluate_gate(evaluation(f1=0.80), champion, margin=0.01)
+
+    assert decision.approved is approved
+    assert decision.comparison == "same-split"
+    assert decision.champion_value == same_split
+    assert text in decision.reason
+    # the champion's own number would have decided the other way
+    assert fallback.approved is (own_split + 0.01 <= 0.80)
+    assert fallback.comparison == "own-split"
+    assert "on the champion's own test split" in fallback.reason or fallback.approved
+
+
+@pytest.mark.parametrize(
+    ("section", "why"),
+    [
+        (None, None),  # an older job, or a job started without a champion
+        ({"error": "the champion needs feature(s) the challenger's data lacks: plan"}, "plan"),
+        ({"package": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/7"}, "not the"),
+        ({"metrics": {"accuracy": 0.5}}, "lack f1"),
+    ],
+)
+def test_gate_falls_back_to_the_champions_own_split(section: Any, why: str | None) -> None:
+    challenger = evaluation(f1=0.80)
+    if section is not None:
+        challenger = _measured(challenger, None, **section)
+
+    decision = promote.evaluate_gate(
+        challenger, evaluation(f1=0.75), margin=0.01, champion_package=CHAMPION_ARN
+    )
+
+    assert decision.approved
+    assert decision.comparison == "own-split"
+    assert decision.champion_value == 0.75
+    [why_text] = [t for rule, _, t in decision.checks if rule == "beats-champion"]
+    assert "vs champion 0.7500 on the champion's own test split" in why_text
+    if why:
+        assert why in why_text
+
+
+def test_first_model_has_no_comparison_even_with_a_champion_section() -> None:
+    decision = promote.evaluate_gate(_measured(evaluation(f1=0.80), 0.9), None)
+
+    assert decision.approved and decision.comparison is None
+    assert "no champion: first model" in decision.reason
+
+
+def test_promotion_records_the_same_split_comparison(
+    update_endpoint_standin: Stack, lambda_context: Any
+) -> None:
+    stack = update_endpoint_standin
+    # given a champion whose own evaluation says f1 0.93
+    _promote(stack, lambda_context, JOB_1, evaluation(f1=0.93))
+    champion = promote.find_champion(stack.config, stack.clients)
+    assert champion is not None
+    # and a challenger whose job scored that champion at 0.62 on the new test split
+    challenger = evaluation(f1=0.80)
+    challenger["champion"] = {
+        "metrics": evaluation(f1=0.62)["metrics"],
+        "package": champion["arn"],
+        "n_test": challenger["n_test"],
+    }
+
+    outcome = _promote(stack, lambda_context, JOB_2, challenger)
+
+    # then it wins on the same rows, and the registry says how it was compared
+    assert outcome["status"] == "deployed", outcome
+    assert outcome["comparison"] == "same-split"
+    # (the decisive comparison first, so a truncated description still shows it)
+    assert outcome["reason"].startswith(
+        "approved: f1 0.8000 vs champion 0.6200 on the same test split (+0.1800 >= margin 0.0100);"
+    )
+    new = next(p for p in packages(stack) if JOB_2 in json.dumps(p, default=str))
+    properties = new["CustomerMetadataProperties"]
+    assert properties["mlops:champion-comparison"] == "same-split"
+    assert properties["mlops:champion-f1"] == "0.620000"
+    assert "on the same test split" in new["ModelPackageDescription"]
+    assert _serving_model(stack) == JOB_2
+
+
+def test_own_split_comparison_is_recorded_too(
+    update_endpoint_standin: Stack, lambda_context: Any
+) -> None:
+    stack = update_endpoint_standin
+    _promote(stack, lambda_context, JOB_1, evaluation(f1=0.93))
+
+    outcome = _promote(stack, lambda_context, JOB_2, evaluation(f1=0.80))
+
+    assert outcome["status"] == "not-promoted"
+    assert outcome["comparison"] == "own-split"
+    assert "vs champion 0.9300 on the champion's own test split" in outcome["reason"]
+    new = next(p for p in packages(stack) if JOB_2 in json.dumps(p, default=str))
+    assert new["CustomerMetadataProperties"]["mlops:champion-comparison"] == "own-split"
+
+
+def test_same_split_metrics_need_no_readable_champion_evaluation(
+    update_endpoint_standin: Stack, lambda_context: Any
+) -> None:
+    stack = update_endpoint_standin
+    _promote(stack, lambda_context, JOB_1, evaluation(f1=0.93))
+    champion = promote.find_champion(stack.config, stack.clients)
+    assert champion is not None
+    # the champion's own evaluation is gone (copy and model.tar.gz)
+    for uri in (champion["evaluation_uri"], champion["model_data_url"]):
+        stack.clients.s3.delete_object(Bucket=ARTIFACTS, Key=parse_s3_uri(uri)[1])
+    measured = evaluation(f1=0.80)
+    measured["champion"] = {"metrics": evaluation(f1=0.62)["metrics"], "package": champion["arn"]}
+
+    unmeasured = _promote(stack, lambda_context, job_name("20240503-120000"), evaluation(f1=0.99))
+    outcome = _promote(stack, lambda_context, JOB_2, measured)
+
+    # without a same-split measurement the unreadable champion rejects (conservative)
+    assert unmeasured["status"] == "not-promoted"
+    assert "metrics unreadable" in unmeasured["reason"]
+    # with one, the champion's own evaluation is not needed
+    assert outcome["status"] == "deployed" and outcome["comparison"] == "same-split", outcome
+
+
 @pytest.mark.parametrize(
     ("mode", "count", "canary", "expected"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from datetime import timedelta
@@ -12,6 +13,7 @@ from botocore.exceptions import ClientError
 from lambdas_helpers import (  # noqa: F401 - fixtures
     ARTIFACTS,
     DRIFT_ALARM,
+    GROUP,
     MODEL,
     RAW,
     TABLE,
@@ -445,3 +447,144 @@ def test_ec2_backend_launches_a_self_terminating_tagged_host(
     again = retrain.handler(load_event("scheduled_event"), lambda_context)
     assert again["status"] == "skipped"
     assert again["running_job"] == outcome["job_name"]
+
+
+# --- the champion channel ------------------------------------------------------------------------
+
+
+def _register(stack: Stack, job: str, status: str = "Approved", bucket: str = ARTIFACTS) -> str:
+    """A model package as the promote handler registers it (moto)."""
+    return str(
+        stack.clients.sagemaker.create_model_package(
+            ModelPackageGroupName=GROUP,
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": "img",
+                        "ModelDataUrl": f"s3://{bucket}/training/{job}/output/model.tar.gz",
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelApprovalStatus=status,
+        )["ModelPackageArn"]
+    )
+
+
+def _lineage(stack: Stack, job: str) -> dict[str, Any]:
+    body = stack.clients.s3.get_object(Bucket=ARTIFACTS, Key=f"lineage/{job}.json")["Body"]
+    return dict(json.loads(body.read()))
+
+
+def _channels(stack: Stack, job: str) -> dict[str, str]:
+    described = stack.clients.sagemaker.describe_training_job(TrainingJobName=job)
+    return {
+        ch["ChannelName"]: ch["DataSource"]["S3DataSource"]["S3Uri"]
+        for ch in described["InputDataConfig"]
+    }
+
+
+def test_the_champions_model_is_a_channel_of_the_next_job(
+    stack: Stack, lambda_context: Any
+) -> None:
+    # given a champion (the latest Approved package; a later Rejected one does not count)
+    _register(stack, f"{MODEL}-20240401-120000-00000001")
+    champion = _register(stack, f"{MODEL}-20240402-120000-00000002")
+    _register(stack, f"{MODEL}-20240403-120000-00000003", status="Rejected")
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    # when new data starts a job
+    outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    # then the job gets the champion's model.tar.gz as channel "champion" and its ARN
+    assert outcome["status"] == "started", outcome
+    assert outcome["champion"] == champion
+    job = outcome["job_name"]
+    url = f"s3://{ARTIFACTS}/training/{MODEL}-20240402-120000-00000002/output/model.tar.gz"
+    assert _channels(stack, job) == {"train": f"s3://{RAW}/incoming/", "champion": url}
+    hps = stack.clients.sagemaker.describe_training_job(TrainingJobName=job)["HyperParameters"]
+    assert json.loads(hps["champion-package"]) == champion
+    # and the lineage records which champion the job was compared with
+    assert _lineage(stack, job)["champion"] == {
+        "package": champion,
+        "version": 2,
+        "model_data_url": url,
+        "channel": True,
+    }
+
+
+def test_first_model_has_no_champion_channel(stack: Stack, lambda_context: Any) -> None:
+    _register(stack, f"{MODEL}-20240401-120000-00000001", status="Rejected")
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    assert outcome["status"] == "started" and outcome["champion"] is None
+    job = outcome["job_name"]
+    assert set(_channels(stack, job)) == {"train"}
+    hps = stack.clients.sagemaker.describe_training_job(TrainingJobName=job)["HyperParameters"]
+    assert "champion-package" not in hps
+    assert _lineage(stack, job)["champion"] == {
+        "package": None,
+        "channel": False,
+        "reason": "no champion: first model",
+    }
+
+
+def test_a_champion_the_training_role_cannot_read_is_recorded_but_not_given(
+    stack: Stack, lambda_context: Any
+) -> None:
+    champion = _register(stack, f"{MODEL}-20240401-120000-00000001", bucket="someone-elses")
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    assert outcome["status"] == "started"
+    assert set(_channels(stack, outcome["job_name"])) == {"train"}
+    record = _lineage(stack, outcome["job_name"])["champion"]
+    assert record["package"] == champion and record["channel"] is False
+    assert "the training role cannot read it" in record["reason"]
+
+
+def test_an_unreadable_registry_does_not_stop_training(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _register(stack, f"{MODEL}-20240401-120000-00000001")
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    def denied(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "ListModelPackages",
+        )
+
+    monkeypatch.setattr(stack.clients.sagemaker, "list_model_packages", denied)
+
+    outcome = retrain.start_training(stack.config, stack.clients, retrain.Trigger("manual"))
+
+    assert outcome["status"] == "started" and outcome["champion"] is None
+    assert set(_channels(stack, outcome["job_name"])) == {"train"}
+    record = _lineage(stack, outcome["job_name"])["champion"]
+    assert record["channel"] is False
+    assert "AccessDeniedException" in record["error"]
+
+
+def test_the_ec2_host_downloads_the_champion_too(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(c.TRAINING_BACKEND, "ec2")
+    monkeypatch.setenv(c.LAUNCH_TEMPLATE_ID, _launch_template(stack))
+    _register(stack, f"{MODEL}-20240401-120000-00000001")
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+
+    outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
+
+    assert outcome["status"] == "started" and outcome["champion"]
+    user_data = stack.clients.ec2.describe_instance_attribute(
+        InstanceId=outcome["resource"], Attribute="userData"
+    )["UserData"]["Value"]
+    script = base64.b64decode(user_data).decode()
+    url = f"s3://{ARTIFACTS}/training/{MODEL}-20240401-120000-00000001/output/model.tar.gz"
+    assert f"CHAMPION={url}" in script
+    assert "SM_CHANNEL_CHAMPION=/opt/ml/input/data/champion" in script

@@ -16,6 +16,7 @@ from lambdas.common import Clients, Config, ConfigError, data_version, make_job_
 from lambdas.training import (
     build_ec2_launch,
     build_training_request,
+    champion_model_uri,
     render_user_data,
     sklearn_image_uri,
 )
@@ -31,6 +32,14 @@ ENV = {
 }
 JOB = "churn-20240501-120000-0123abcd"
 VERSION = "0123abcd" + "0" * 56
+CHAMPION_JOB = "churn-20240401-120000-89abcdef"
+CHAMPION = {  # as lambdas.common.find_champion returns it
+    "arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-packages/3",
+    "version": 3,
+    "image": "img",
+    "model_data_url": f"s3://art/training/{CHAMPION_JOB}/output/model.tar.gz",
+    "evaluation_uri": f"s3://art/training/{CHAMPION_JOB}/evaluation.json",
+}
 
 
 def _config(**overrides: str) -> Config:
@@ -75,6 +84,52 @@ def test_training_request_follows_the_contract() -> None:
         {"Key": "mlops:data-version", "Value": VERSION},
         {"Key": "mlops:trigger", "Value": "s3"},
     ]
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_a_champion_becomes_the_champion_channel(isolated: bool) -> None:
+    config = _config(**{c.NETWORK_ISOLATION: str(isolated).lower()})
+
+    request = build_training_request(config, JOB, VERSION, "drift", CHAMPION)
+
+    channels = {ch["ChannelName"]: ch for ch in request["InputDataConfig"]}
+    assert set(channels) == {"train", "champion", *(["code"] if isolated else [])}
+    assert channels["champion"] == {
+        "ChannelName": "champion",
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",  # the one object: model.tar.gz
+                "S3Uri": CHAMPION["model_data_url"],
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "InputMode": "File",
+    }
+    hps = request["HyperParameters"]
+    assert json.loads(hps["champion-package"]) == CHAMPION["arn"]
+    # everything else is the request a first model gets
+    first = build_training_request(config, JOB, VERSION, "drift")
+    assert {
+        k: v for k, v in request.items() if k not in {"InputDataConfig", "HyperParameters"}
+    } == {k: v for k, v in first.items() if k not in {"InputDataConfig", "HyperParameters"}}
+    assert {k: v for k, v in hps.items() if k != "champion-package"} == first["HyperParameters"]
+
+
+@pytest.mark.parametrize(
+    "champion",
+    [
+        None,  # first model
+        {**CHAMPION, "model_data_url": "s3://elsewhere/models/model.tar.gz"},  # role can't read
+        {**CHAMPION, "model_data_url": None},
+    ],
+)
+def test_no_usable_champion_no_channel(champion: dict | None) -> None:
+    request = build_training_request(_config(), JOB, VERSION, "s3", champion)
+
+    assert [ch["ChannelName"] for ch in request["InputDataConfig"]] == ["train"]
+    assert "champion-package" not in request["HyperParameters"]
+    assert champion_model_uri(_config(), champion) is None
+    assert "CHAMPION=''" in render_user_data(_config(), JOB, champion)
 
 
 def test_training_request_with_vpc_isolation_and_overrides() -> None:
@@ -215,6 +270,23 @@ def test_user_data_runs_the_same_contract_and_is_valid_bash(tmp_path: Path) -> N
         assert expected in script, expected
     hps = script.split("<<'MLOPS_HPS'\n", 1)[1].split("\nMLOPS_HPS", 1)[0]
     assert json.loads(json.loads(hps)["sagemaker_program"]) == "train.py"
+    if shutil.which("bash") is None:  # pragma: no cover
+        pytest.skip("no bash")
+    path = tmp_path / "user-data.sh"
+    path.write_text(script)
+    subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+def test_user_data_downloads_the_champion_like_sagemaker(tmp_path: Path) -> None:
+    launch = build_ec2_launch(_config(), JOB, VERSION, "drift", CHAMPION)
+    script = launch["UserData"]
+
+    assert f"CHAMPION={CHAMPION['model_data_url']}" in script
+    assert 'aws s3 cp "$CHAMPION" /opt/ml/input/data/champion/model.tar.gz' in script
+    assert "export SM_CHANNEL_CHAMPION=/opt/ml/input/data/champion" in script
+    assert 'SM_CHANNELS="$CHANNELS"' in script
+    hps = json.loads(script.split("<<'MLOPS_HPS'\n", 1)[1].split("\nMLOPS_HPS", 1)[0])
+    assert json.loads(hps["champion-package"]) == CHAMPION["arn"]
     if shutil.which("bash") is None:  # pragma: no cover
         pytest.skip("no bash")
     path = tmp_path / "user-data.sh"

@@ -503,8 +503,8 @@ def _update_endpoint_standin(monkeypatch: pytest.MonkeyPatch, fail: dict[str, bo
 @pytest.fixture(name="world", scope="module")
 def world_fixture() -> Iterator[World]:
     """One stack's life, recorded: retrain (twice), first promotion, blue/green update,
-    an operator's promote request, a failed deployment, a failed job, drift over the
-    threshold, retrain on the EC2 backend."""
+    an operator's promote request, a failed deployment, a failed job, retrain with the
+    champion's model as a channel, drift over the threshold, retrain on the EC2 backend."""
     monkeypatch = pytest.MonkeyPatch()
     with mock_aws():
         try:
@@ -602,6 +602,16 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
     alerted = run("promote: failed training alerts", "promote", promote.handle, failed)
     assert alerted["status"] == "training-failed", alerted
 
+    # with a champion the next job gets its model as the "champion" channel
+    _put(N.raw_bucket, "incoming/2024-05-03/batch-002b.csv", b"age,plan,label\n39,basic,0\n")
+    with_champion = run(
+        "retrain: the champion's model goes to the next job",
+        "retrain",
+        retrain.handle,
+        s3_event,
+    )
+    assert with_champion["status"] == "started" and with_champion["champion"], with_champion
+
     drifted = [[80, "enterprise"]] * 60
     _put(
         N.capture_bucket,
@@ -631,6 +641,7 @@ SCENARIOS = [
     "promote: operator's request",
     "promote: deployment fails, the champion keeps serving",
     "promote: failed training alerts",
+    "retrain: the champion's model goes to the next job",
     "drift: over the threshold",
     "retrain: EC2 backend launches a host",
 ]
@@ -675,6 +686,12 @@ def _without(doc: dict[str, Any], sid: str) -> dict[str, Any]:
         ("retrain: new data starts a job", "ListIncomingData", "s3:ListBucketVersions"),
         ("retrain: more data after the job", "RunTrainingJobs", "sagemaker:DescribeTrainingJob"),
         ("retrain: EC2 backend launches a host", "PassTrainingHostRole", "iam:PassRole"),
+        ("retrain: new data starts a job", "ListModelPackages", "sagemaker:ListModelPackages"),
+        (
+            "retrain: the champion's model goes to the next job",
+            "ReadChampionPackage",
+            "sagemaker:DescribeModelPackage",
+        ),
     ],
 )
 def test_removing_a_statement_denies_the_call_that_needs_it(
@@ -719,6 +736,17 @@ def test_the_evaluator_is_strict(world: World, need: Need, why: str) -> None:
         ("retrain", "sagemaker:CreateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
         ("retrain", "sagemaker:UpdateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
         ("retrain", "sagemaker:CreateModelPackage", N.sagemaker_arn("model-package", "g/1")),
+        (
+            "retrain",
+            "sagemaker:UpdateModelPackage",
+            N.sagemaker_arn("model-package", f"{N.model_package_group}/1"),
+        ),
+        (
+            "retrain",
+            "sagemaker:DescribeModelPackage",
+            N.sagemaker_arn("model-package", "another-group/1"),
+        ),
+        ("retrain", "s3:GetObject", f"arn:aws:s3:::{N.artifacts_bucket}/training/x/model.tar.gz"),
         ("retrain", "cloudwatch:SetAlarmState", N.alarm_arn(N.drift_alarm)),
         ("promote", "sagemaker:CreateTrainingJob", N.sagemaker_arn("training-job", f"{MODEL}-x")),
         ("promote", "ec2:RunInstances", N.arn("ec2", "instance/i-0abc")),
@@ -795,12 +823,19 @@ def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
     """The host's calls are the AWS CLI commands of its user data."""
     job = f"{MODEL}-20240504-120000-0000000e"
     env = _environment(world.key_arn, world.launch_template_id)
-    user_data = render_user_data(Config.from_env(env), job)
+    champion_model = f"training/{JOB_2}/output/model.tar.gz"
+    champion = {
+        "arn": N.sagemaker_arn("model-package", f"{N.model_package_group}/2"),
+        "model_data_url": f"s3://{N.artifacts_bucket}/{champion_model}",
+    }
+    user_data = render_user_data(Config.from_env(env), job, champion)
     out = f"training/{job}/output"
     for command in [
         f"OUT=s3://{N.artifacts_bucket}/{out}",
         f"LINEAGE=s3://{N.artifacts_bucket}/lineage/{job}.json",
         f"CODE={N.code_bundle_uri}",
+        f"CHAMPION=s3://{N.artifacts_bucket}/{champion_model}",
+        'aws s3 cp "$CHAMPION" /opt/ml/input/data/champion/model.tar.gz',
         'aws s3api get-object --bucket "$BUCKET" --key "$KEY" --version-id "$VERSION"',
         'aws s3 cp /tmp/model.tar.gz "$OUT/model.tar.gz"',
         'aws s3 cp /tmp/output.tar.gz "$OUT/output.tar.gz"',
@@ -814,6 +849,7 @@ def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
     host_needs = [
         Need("s3:GetObject", f"{artifacts}/{c.CODE_BUNDLE_KEY}"),
         Need("s3:GetObject", f"{artifacts}/lineage/{job}.json"),
+        Need("s3:GetObject", f"{artifacts}/{champion_model}"),
         Need("s3:GetObjectVersion", f"{raw}/incoming/2024-05-01/batch-001.csv"),
         Need("s3:GetObject", f"{raw}/incoming/2024-05-01/batch-001.csv"),  # version "null"
         *[
@@ -839,6 +875,8 @@ def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
     # and nothing else: no other job's output, no promotion, no other event
     for need in [
         Need("s3:PutObject", f"{artifacts}/training/{job}/evaluation.json"),
+        Need("s3:GetObject", f"{artifacts}/training/{JOB_2}/output/output.tar.gz"),
+        Need("s3:GetObject", f"{artifacts}/training/{JOB_2}/evaluation.json"),
         Need("s3:PutObject", f"{artifacts}/lineage/{job}.json"),
         Need("s3:PutObject", f"{raw}/incoming/x.csv"),
         Need(
@@ -848,3 +886,35 @@ def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
         ),
     ]:
         assert allowing_statement(doc, need) is None, need
+
+
+# --- the SageMaker training job's channels ------------------------------------------------------
+
+
+def test_the_training_jobs_channels_are_readable_by_the_sagemaker_role(world: World) -> None:
+    """SageMaker downloads each S3Prefix channel with the execution role: it lists the
+    prefix (ListBucket, s3:prefix) and reads the objects; the champion channel is the
+    champion's model.tar.gz."""
+    scenario = world.scenarios["retrain: the champion's model goes to the next job"]
+    [create] = [call for call in scenario.calls if call.operation == "CreateTrainingJob"]
+    channels = {ch["ChannelName"]: ch for ch in create.params["InputDataConfig"]}
+    assert set(channels) == {"train", "champion"}
+    source = channels["champion"]["DataSource"]["S3DataSource"]
+    assert source["S3Uri"] == (f"s3://{N.artifacts_bucket}/training/{JOB_2}/output/model.tar.gz"), (
+        "the champion is the last Approved package: the blue/green update's job"
+    )
+    doc = policies.sagemaker_execution_policy(
+        N,
+        kms_key_arn=world.key_arn,
+        image_uris=[SETTINGS.training_image_uri],
+        metric_namespace=SETTINGS.metric_namespace,
+    )
+    for name, channel in channels.items():
+        bucket, prefix = channel["DataSource"]["S3DataSource"]["S3Uri"][5:].split("/", 1)
+        key = prefix if prefix.endswith(".tar.gz") else f"{prefix}2024-05-01/batch-001.csv"
+        for need in [
+            Need("s3:ListBucket", f"arn:aws:s3:::{bucket}", (("s3:prefix", prefix),)),
+            Need("s3:GetObject", _s3_object(bucket, key)),
+            Need("kms:Decrypt", world.key_arn),
+        ]:
+            assert allowing_statement(doc, need) is not None, f"{name}: {need}"
