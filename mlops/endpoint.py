@@ -10,16 +10,19 @@ Successful invocations can be recorded in SageMaker's data-capture format by a
 :class:`CaptureWriter`, into the capture bucket (S3 through boto3, moto included)
 or into a local folder with the same layout.
 
-The HTTP server is the standard library's threading server kept thin: HTTP/1.1
-keep-alive, ``Content-Length`` always set, every response (status line, headers and
-body) sent in one write with ``TCP_NODELAY`` on, and no per-request logging.
-A response split over two small packets would stall a keep-alive client for the
-delayed-ACK timeout (~40 ms) on every request.
+The HTTP server is one asyncio event loop with a minimal HTTP/1.1 parser
+(``asyncio.Protocol``, no dependency), answering every request inline on the loop's
+thread: the model call is CPU-bound and holds the GIL, so more threads only add GIL
+hand-offs. HTTP/1.1 keep-alive and pipelining, ``Content-Length`` always set, every
+response (status line, headers and body) sent in one write with ``TCP_NODELAY`` on,
+and no per-request logging. A response split over two small packets would stall a
+keep-alive client for the delayed-ACK timeout (~40 ms) on every request.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import errno
@@ -42,7 +45,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -541,7 +543,18 @@ class CaptureWriter:
 # --------------------------------------------------------------------------- server
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
+_STATUS_LINES = {
+    code: b"HTTP/1.1 %d %s\r\n" % (code, text.encode()) for code, text in _REASONS.items()
+}
+_TEXT = "text/plain; charset=utf-8"
+_MAX_HEAD_BYTES = 64 * 1024  # request line and headers together
+_MAX_HEADERS = 100
+_MAX_CHUNK_LINE = 1024
+_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS"))
+_BATCH = 16  # pipelined requests answered in one go before other connections get a turn
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _date_cache: tuple[int, bytes] = (0, b"")
+_monotonic = time.monotonic
 
 
 def _http_date() -> bytes:
@@ -558,194 +571,485 @@ def _not_found(path: str) -> str:
     return f"not found: {path} (the endpoint serves GET /ping and POST /invocations)"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "mlops-endpoint"
-    timeout = _IDLE_TIMEOUT_S
-    server: EndpointServer
+def _text(value: bytes) -> str:
+    return value.decode("latin-1")
 
-    def setup(self) -> None:
-        super().setup()
-        # the whole response goes out in one write; no Nagle delay on top of that
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server._track(self.connection)
-        self.server._limit_threads()
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server._untrack(self.connection)
+class _BadRequest(Exception):
+    """A request whose framing is broken: reply ``status`` and close the connection."""
 
-    # -- responses: always one write ---------------------------------------------------
+    def __init__(self, status: int, message: str) -> None:
+        self.status, self.message = status, message
+        super().__init__(f"{status}: {message}")
 
-    def _send(
-        self, status: int, body: bytes = b"", content_type: str = "text/plain; charset=utf-8"
-    ) -> None:
-        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\n" % (
-            status,
-            _REASONS.get(status, "Unknown").encode(),
-            content_type.encode("latin-1"),
-            len(body),
-            _http_date(),
+
+class _Request:
+    """A parsed request head and how its body is framed."""
+
+    __slots__ = (
+        "chunked",
+        "expect",
+        "head",
+        "headers",
+        "http10",
+        "keep_alive",
+        "length",
+        "method",
+        "path",
+    )
+
+    def __init__(self, method: bytes, path: bytes, headers: dict[bytes, bytes]) -> None:
+        self.method, self.path, self.headers = method, path, headers
+        self.keep_alive = True
+        self.http10 = False  # an HTTP/1.0 keep-alive request: say so in the reply
+        self.head = method == b"HEAD"
+        self.length = -1  # Content-Length; -1 when absent
+        self.chunked = False
+        self.expect = False  # Expect: 100-continue
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else _text(value)
+
+
+def _parse_head(head: bytes) -> _Request:
+    """Parse the request line and headers (without the blank line ending them).
+
+    Raises ``_BadRequest`` for what the connection cannot go on from, with the
+    status http.server answers: 400 bad syntax, 505 HTTP/2+, 431 too many headers,
+    501 unknown method or transfer coding.
+    """
+    lines = head.split(b"\r\n")
+    if head.count(b"\n") != len(lines) - 1:  # lines ended by a bare LF
+        lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    words = lines[0].split()
+    if len(words) != 3:
+        raise _BadRequest(HTTPStatus.BAD_REQUEST, f"bad request line {_text(lines[0])[:200]!r}")
+    method, target, version = words
+    major, dot, minor = version[5:].partition(b".")
+    if not (
+        version.startswith(b"HTTP/")
+        and dot
+        and major.isdigit()
+        and minor.isdigit()
+        and len(major) + len(minor) <= 10
+    ):
+        raise _BadRequest(HTTPStatus.BAD_REQUEST, f"bad request version {_text(version)[:50]!r}")
+    http11 = (int(major), int(minor)) >= (1, 1)
+    if int(major) >= 2:
+        raise _BadRequest(
+            HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"HTTP version {_text(version)} not supported"
         )
-        if self.close_connection:
-            head += b"Connection: close\r\n"
-        if getattr(self, "command", None) == "HEAD":
-            body = b""
-        self.wfile.write(head + b"\r\n" + body)
+    if len(lines) > _MAX_HEADERS + 1:
+        raise _BadRequest(
+            HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"over {_MAX_HEADERS} header lines"
+        )
+    headers: dict[bytes, bytes] = {}
+    name = b""
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and name:  # obsolete line folding
+            headers[name] += b" " + line.strip()
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not name or b" " in name or b"\t" in name:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"bad header line {_text(line)[:200]!r}")
+        name = name.lower()
+        value = value.strip()
+        previous = headers.setdefault(name, value)
+        if previous != value and name == b"content-length":
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "conflicting Content-Length headers")
+    if method not in _METHODS:
+        raise _BadRequest(HTTPStatus.NOT_IMPLEMENTED, f"unsupported method {_text(method)!r}")
+    request = _Request(method, target.partition(b"?")[0], headers)
+    connection = headers.get(b"connection")
+    if http11:
+        request.keep_alive = connection is None or b"close" not in connection.lower()
+        expect = headers.get(b"expect")
+        request.expect = expect is not None and expect.lower() == b"100-continue"
+    else:
+        request.keep_alive = connection is not None and b"keep-alive" in connection.lower()
+        request.http10 = request.keep_alive
+    coding = headers.get(b"transfer-encoding")
+    if coding is not None:
+        if coding.lower() != b"chunked":
+            raise _BadRequest(HTTPStatus.NOT_IMPLEMENTED, "only chunked Transfer-Encoding")
+        request.chunked = True
+        if b"content-length" in headers:  # a smuggling attempt or a broken proxy
+            request.keep_alive = False
+        return request
+    length = headers.get(b"content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"bad Content-Length {_text(length)!r}")
+        request.length = int(length) if len(length) <= 18 else 1 << 62
+    return request
 
-    def _error(self, status: int, message: str, close: bool = False) -> None:
-        if close:
-            self.close_connection = True
-        self._send(status, message.encode("utf-8", "replace") + b"\n")
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Replies to requests the stdlib parser rejects (bad request line, headers, method)."""
-        if message is None:
-            message = _REASONS.get(code, "error")
-        self._error(code, message, close=True)
+class _Chunked:
+    """Where the parse of a chunked body stands."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # no per-request lines on stderr
+    __slots__ = ("parts", "total", "trailers")
 
-    def log_error(self, format: str, *args: Any) -> None:
-        logger.debug("%s: " + format, self.address_string(), *args)
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.total = 0
+        self.trailers = False
 
-    # -- routes -----------------------------------------------------------------------------
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        has_body = "Content-Length" in self.headers or "Transfer-Encoding" in self.headers
-        if has_body and self._read_body() is None:  # keep the connection's framing
+class _Connection(asyncio.Protocol):
+    """One client connection on the server's event loop.
+
+    Requests are parsed from the byte stream and answered inline, in order, each
+    response (status line, headers, body) in one ``transport.write``.
+    """
+
+    def __init__(self, server: EndpointServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.last_active = _monotonic()
+        self._buffer = b""  # received, not parsed yet
+        self._request: _Request | None = None  # parsed head whose body is arriving
+        self._parts: list[bytes] = []  # that body so far (Content-Length framing)
+        self._received = 0
+        self._chunked: _Chunked | None = None  # that body so far (chunked framing)
+        self._drain = 0  # bytes of an oversized body still to discard, then reply 413
+        self._drained: tuple[_Request, int] | None = None
+        self._closing = False
+        self._paused = False
+        self._scheduled = False
+
+    # -- asyncio callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # the whole response goes out in one write; no Nagle delay
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._connections.discard(self)
+        self._closing = True
+        self._buffer, self._parts, self._chunked = b"", [], None
+        if exc is not None:
+            logger.debug("connection dropped: %s", exc)
+
+    def pause_writing(self) -> None:
+        """The client is not reading its answers: stop answering (and reading) for now."""
+        self._paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+            if self._buffer:
+                self._process()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = _monotonic()
+        if self._closing:
             return
-        if path == "/ping":
-            self._send(HTTPStatus.OK)
-        elif path == "/invocations":
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST /invocations")
+        if self._drain:
+            if len(data) < self._drain:
+                self._drain -= len(data)
+                return
+            data = data[self._drain :]
+            self._drain = 0
+            self._reply_too_large()
+            if self._closing:
+                return
+        request = self._request
+        if request is not None and self._chunked is None:  # a Content-Length body
+            self._parts.append(data)
+            self._received += len(data)
+            if self._received < request.length:
+                return
+            whole = b"".join(self._parts)
+            self._parts, self._request = [], None
+            if len(whole) == request.length:
+                body = whole
+            else:
+                body, self._buffer = whole[: request.length], whole[request.length :]
+            self._respond(request, body)
+        elif self._buffer:
+            self._buffer += data
         else:
-            self._error(HTTPStatus.NOT_FOUND, _not_found(path))
+            self._buffer = data
+        if self._buffer:
+            self._process()
 
-    do_HEAD = do_GET
+    # -- parsing -----------------------------------------------------------------------
 
-    def do_POST(self) -> None:
-        path = self.path.split("?", 1)[0]
-        body = self._read_body()
-        if body is None:
+    def _process(self) -> None:
+        """Answer the complete requests in the buffer, in order."""
+        self._scheduled = False
+        answered = 0
+        while self._buffer and not self._closing and not self._paused:
+            if answered == _BATCH:  # let other connections have a turn
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._resume)
+                return
+            if self._chunked is not None:
+                body = self._read_chunked()
+                if body is None:
+                    return
+                request, self._request, self._chunked = self._request, None, None
+                assert request is not None
+                self._respond(request, body)
+                answered += 1
+                continue
+            buffer = self._buffer
+            if buffer[0] in b"\r\n":  # blank lines between requests are allowed
+                self._buffer = buffer = buffer.lstrip(b"\r\n")
+                if not buffer:
+                    return
+            end = buffer.find(b"\r\n\r\n")
+            bare = buffer.find(b"\n\n", 0, end if end >= 0 else len(buffer))
+            if bare >= 0:
+                end, start = bare, bare + 2
+            elif end >= 0:
+                start = end + 4
+            else:
+                if len(buffer) > _MAX_HEAD_BYTES:
+                    self._fail(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
+                return
+            if end > _MAX_HEAD_BYTES:
+                self._fail(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
+                return
+            try:
+                request = _parse_head(buffer[:end])
+            except _BadRequest as exc:
+                self._fail(exc.status, exc.message)
+                return
+            answered += 1
+            if request.chunked:
+                self._request, self._chunked = request, _Chunked()
+                self._buffer = buffer[start:]
+                if request.expect and not self._buffer:
+                    self._write(_CONTINUE)
+                continue
+            length = request.length
+            if length < 0:
+                self._buffer = buffer[start:]
+                if request.method == b"POST":
+                    self._send(
+                        request, HTTPStatus.LENGTH_REQUIRED, "Content-Length header required"
+                    )
+                else:
+                    self._respond(request, b"")
+                continue
+            if length > MAX_PAYLOAD_BYTES:
+                self._too_large(request, buffer, start)
+                continue
+            if len(buffer) - start >= length:  # the usual case: the whole request is here
+                stop = start + length
+                self._buffer = buffer[stop:]
+                self._respond(request, buffer[start:stop])
+                continue
+            # the body is still arriving: collect it in data_received
+            self._request = request
+            self._parts = [buffer[start:]]
+            self._received = len(buffer) - start
+            self._buffer = b""
+            if request.expect:
+                self._write(_CONTINUE)
             return
-        if path == "/invocations":
-            self._invoke(body)
-        elif path == "/ping":
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use GET /ping")
-        else:
-            self._error(HTTPStatus.NOT_FOUND, _not_found(path))
 
-    def _other_method(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if self._read_body() is None:  # keep the connection's framing when a body was sent
+    def _resume(self) -> None:
+        if self._scheduled and not self._closing:
+            self._process()
+
+    def _too_large(self, request: _Request, buffer: bytes, start: int) -> None:
+        length = request.length
+        if length > _DRAIN_LIMIT or request.expect:
+            # not worth reading (or not sent yet): reply and close
+            self._buffer = b""
+            self._drained = (request, length)
+            self._reply_too_large(close=True)
             return
-        if path in ("/ping", "/invocations"):
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} not allowed on {path}")
+        # read and discard the body, so the client reads the reply instead of a reset
+        available = len(buffer) - start
+        self._drained = (request, length)
+        if available >= length:
+            self._buffer = buffer[start + length :]
+            self._reply_too_large()
         else:
-            self._error(HTTPStatus.NOT_FOUND, _not_found(path))
+            self._buffer = b""
+            self._drain = length - available
 
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
+    def _reply_too_large(self, close: bool = False) -> None:
+        assert self._drained is not None
+        request, length = self._drained
+        self._drained = None
+        message = f"payload of {length} bytes is over the {MAX_PAYLOAD_BYTES} bytes limit"
+        self._send(request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message, close=close)
 
-    def _invoke(self, body: bytes) -> None:
-        headers = self.headers
-        content_type = headers.get("Content-Type", "")
-        accept = headers.get("Accept")
-        server = self.server
+    def _read_chunked(self) -> bytes | None:
+        """The chunked body once complete (the buffer then holds what follows), else None."""
+        state = self._chunked
+        assert state is not None
+        buffer, pos = self._buffer, 0
+        while True:
+            newline = buffer.find(b"\n", pos)
+            if newline < 0:
+                limit = _MAX_HEAD_BYTES if state.trailers else _MAX_CHUNK_LINE
+                if len(buffer) - pos > limit:
+                    self._fail(HTTPStatus.BAD_REQUEST, "bad chunked encoding")
+                    return None
+                break
+            line = buffer[pos:newline].rstrip(b"\r")
+            if state.trailers:
+                pos = newline + 1
+                if not line:
+                    self._buffer = buffer[pos:]
+                    return b"".join(state.parts)
+                continue
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or len(size_text) > 16 or size_text.strip(b"0123456789abcdefABCDEF"):
+                self._fail(HTTPStatus.BAD_REQUEST, "bad chunked encoding")
+                return None
+            size = int(size_text, 16)
+            if size == 0:
+                state.trailers = True
+                pos = newline + 1
+                continue
+            if state.total + size > MAX_PAYLOAD_BYTES:
+                message = f"payload is over the {MAX_PAYLOAD_BYTES} bytes limit"
+                self._fail(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message)
+                return None
+            data_start = newline + 1
+            data_end = data_start + size
+            if buffer[data_end : data_end + 1] == b"\n":
+                after = data_end + 1
+            elif buffer[data_end : data_end + 2] == b"\r\n":
+                after = data_end + 2
+            elif len(buffer) < data_end + 2:
+                break  # the chunk is still arriving
+            else:
+                self._fail(HTTPStatus.BAD_REQUEST, "bad chunked encoding")
+                return None
+            state.parts.append(buffer[data_start:data_end])
+            state.total += size
+            pos = after
+        self._buffer = buffer[pos:]  # keep only the unparsed rest
+        return None
+
+    # -- answering ---------------------------------------------------------------------
+
+    def _respond(self, request: _Request, body: bytes) -> None:
         try:
-            answer, answer_type = server.model.invoke(body, content_type, accept)
+            self._route(request, body)
+        except Exception:  # a bug here must not take the server down
+            logger.exception("error answering %s %s", _text(request.method), _text(request.path))
+            if not self._closing:
+                self._send(request, HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", close=True)
+
+    def _route(self, request: _Request, body: bytes) -> None:
+        method, path = request.method, request.path
+        if method == b"POST":
+            if path == b"/invocations":
+                self._invoke(request, body)
+            elif path == b"/ping":
+                self._send(request, HTTPStatus.METHOD_NOT_ALLOWED, "use GET /ping")
+            else:
+                self._send(request, HTTPStatus.NOT_FOUND, _not_found(_text(path)))
+        elif method == b"GET" or method == b"HEAD":
+            if path == b"/ping":
+                self._send(request, HTTPStatus.OK, b"")
+            elif path == b"/invocations":
+                self._send(request, HTTPStatus.METHOD_NOT_ALLOWED, "use POST /invocations")
+            else:
+                self._send(request, HTTPStatus.NOT_FOUND, _not_found(_text(path)))
+        elif path == b"/ping" or path == b"/invocations":
+            message = f"{_text(method)} not allowed on {_text(path)}"
+            self._send(request, HTTPStatus.METHOD_NOT_ALLOWED, message)
+        else:
+            self._send(request, HTTPStatus.NOT_FOUND, _not_found(_text(path)))
+
+    def _invoke(self, request: _Request, body: bytes) -> None:
+        server = self.server
+        content_type = request.header(b"content-type") or ""
+        try:
+            answer, answer_type = server.model.invoke(body, content_type, request.header(b"accept"))
         except InvocationError as exc:
-            self._error(exc.status, exc.message)
+            self._send(request, exc.status, exc.message)
             return
         capture = server.capture
         if capture is not None:  # queued before replying: an answered request is captured
             capture.capture(body, content_type, answer, answer_type)
-        self._send(HTTPStatus.OK, answer, answer_type)
+        self._send(request, HTTPStatus.OK, answer, answer_type)
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after replying with the reason it cannot be read."""
-        headers = self.headers
-        if headers.get("Transfer-Encoding"):
-            if headers["Transfer-Encoding"].strip().lower() != "chunked":
-                self._error(HTTPStatus.NOT_IMPLEMENTED, "only chunked Transfer-Encoding", True)
-                return None
-            return self._read_chunked()
-        length_header = headers.get("Content-Length")
-        if length_header is None:
-            if self.command == "POST":
-                self._error(HTTPStatus.LENGTH_REQUIRED, "Content-Length header required")
-                return None
-            return b""
-        try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError(length_header)
-        except ValueError:
-            # the body's end is unknown: the connection cannot carry another request
-            self._error(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length_header!r}", True)
-            return None
-        if length > MAX_PAYLOAD_BYTES:
-            self._too_large(length)
-            return None
-        body = self.rfile.read(length)
-        if len(body) < length:  # the client went away mid-body
-            self.close_connection = True
-            return None
-        return body
+    def _send(
+        self,
+        request: _Request | None,
+        status: int,
+        body: bytes | str,
+        content_type: str = _TEXT,
+        *,
+        close: bool = False,
+    ) -> None:
+        """Reply in one write (str bodies are messages: UTF-8, newline-terminated)."""
+        if isinstance(body, str):
+            body = body.encode("utf-8", "replace") + b"\n"
+        close = close or request is None or not request.keep_alive
+        status_line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
+        head = b"%sContent-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\n" % (
+            status_line,
+            content_type.encode("latin-1", "replace"),
+            len(body),
+            _http_date(),
+        )
+        if close:
+            head += b"Connection: close\r\n"
+        elif request is not None and request.http10:
+            head += b"Connection: keep-alive\r\n"
+        if request is not None and request.head:
+            body = b""
+        self._write(head + b"\r\n" + body)
+        if close:
+            self.close()
 
-    def _too_large(self, length: int) -> None:
-        message = f"payload of {length} bytes is over the {MAX_PAYLOAD_BYTES} bytes limit"
-        if length > _DRAIN_LIMIT:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message, close=True)
-            return
-        remaining = length  # drain, so the client reads the reply instead of a reset
-        while remaining > 0:
-            chunk = self.rfile.read(min(remaining, 1 << 20))
-            if not chunk:
-                self.close_connection = True
-                return
-            remaining -= len(chunk)
-        self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message)
+    def _fail(self, status: int, message: str) -> None:
+        """Reply to a request the connection cannot go on from, then close."""
+        self._send(None, status, message)
 
-    def _read_chunked(self) -> bytes | None:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                self._error(HTTPStatus.BAD_REQUEST, "bad chunked encoding", close=True)
-                return None
-            if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts)
-            total += size
-            if total > MAX_PAYLOAD_BYTES:
-                message = f"payload is over the {MAX_PAYLOAD_BYTES} bytes limit"
-                self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message, close=True)
-                return None
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(3)
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Close once the replies written so far are sent."""
+        self._closing = True
+        self._buffer, self._parts, self._chunked = b"", [], None
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
 
 
-class EndpointServer(ThreadingHTTPServer):
-    """The threading HTTP server of one endpoint; ``model`` may be swapped while serving.
+class EndpointServer:
+    """One endpoint's HTTP server: one asyncio event loop, in the thread that serves.
 
-    Each connection is served by its own thread. ``model_threads`` caps the OpenMP
-    threads one prediction may use in that thread (None: the library's default).
-    Concurrent requests already spread over the cores; an OpenMP team per request on
-    top of that oversubscribes them, and one descheduled team member stalls the
-    whole prediction (single-row gradient boosting: ~1 ms becomes 25-100 ms on a
-    busy 2-core machine).
+    ``serve_forever()`` runs the loop in the calling thread until ``shutdown()`` (from
+    any thread); ``server_close()`` stops listening and ends open connections. Every
+    request is answered inline on that one thread: the model call is CPU-bound and
+    holds the GIL anyway, and one thread spares the GIL hand-offs a thread per
+    connection costs. ``model`` may be swapped while serving.
+
+    ``model_threads`` caps the OpenMP threads one prediction may use in the serving
+    thread (None: the library's default). A machine's other cores run the clients and
+    the other processes; an OpenMP team per request on top of that oversubscribes
+    them, and one descheduled team member stalls the whole prediction (single-row
+    gradient boosting: ~1 ms becomes 25-100 ms on a busy 2-core machine).
     """
 
-    daemon_threads = True
     request_queue_size = 64
 
     def __init__(
@@ -759,44 +1063,133 @@ class EndpointServer(ThreadingHTTPServer):
         self.capture = capture
         self.model_threads = model_threads
         self._openmp = _openmp_controller() if model_threads else None
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def _limit_threads(self) -> None:
-        """Cap OpenMP threads for the calling (connection) thread; the setting is per thread."""
-        if self._openmp is not None:
-            self._openmp.limit(limits=self.model_threads)
+        host, port = address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        loop: asyncio.AbstractEventLoop | None = None
+        self._connections: set[_Connection] = set()
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(self.request_queue_size)
+            self.server_address: tuple[Any, ...] = sock.getsockname()
+            loop = asyncio.new_event_loop()
+            # accepts once the loop runs, in serve_forever()
+            self._listener = loop.run_until_complete(
+                loop.create_server(
+                    lambda: _Connection(self), sock=sock, backlog=self.request_queue_size
+                )
+            )
+        except BaseException:
+            if loop is not None:
+                loop.close()
+            sock.close()
+            raise
+        self.socket = sock
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._serving_thread: int | None = None
+        self._shutdown_request = False
+        self._closed = False
+        self._is_shut_down = threading.Event()
+        self._is_shut_down.set()
+        self._tick: asyncio.TimerHandle | None = None
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host!s}:{port}"
 
-    def _track(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(connection)
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve in this thread until :meth:`shutdown`.
 
-    def _untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(connection)
+        ``poll_interval``: how often idle keep-alive connections are looked for (and,
+        in the main thread, how soon a signal handler gets to run at the latest).
+        """
+        with self._lock:
+            if self._shutdown_request:  # shutdown() came first: return at once
+                self._shutdown_request = False
+                return
+            if self._closed:
+                raise RuntimeError("the server is closed")
+            if self._serving_thread is not None:
+                raise RuntimeError("the server is already serving")
+            self._serving_thread = threading.get_ident()
+            self._is_shut_down.clear()
+        limiter = None
+        try:
+            if self._openmp is not None:  # a per-thread setting: this thread runs the model
+                limiter = self._openmp.limit(limits=self.model_threads)
+            self._tick = self._loop.call_later(poll_interval, self._sweep, poll_interval)
+            self._loop.run_forever()
+        finally:
+            if self._tick is not None:
+                self._tick.cancel()
+            if limiter is not None:
+                limiter.restore_original_limits()
+            with self._lock:
+                self._serving_thread = None
+                self._shutdown_request = False
+                closed = self._closed
+            try:
+                if closed:  # server_close() came while serving
+                    self._close_now()
+            finally:
+                self._is_shut_down.set()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up mid-request is routine; anything else is logged once."""
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError):
-            logger.debug("connection from %s dropped: %s", client_address, error)
-        else:
-            logger.exception("error serving %s", client_address)
+    def _sweep(self, poll_interval: float) -> None:
+        """Close connections idle for longer than the keep-alive timeout."""
+        deadline = _monotonic() - _IDLE_TIMEOUT_S
+        for connection in [c for c in self._connections if c.last_active < deadline]:
+            connection.abort()
+        self._tick = self._loop.call_later(poll_interval, self._sweep, poll_interval)
+
+    def _stop(self) -> None:
+        if self._serving_thread is not None:
+            self._loop.stop()
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` and wait until it returned (thread-safe)."""
+        with self._lock:
+            thread = self._serving_thread
+            if thread is None:
+                self._shutdown_request = True  # a serve_forever() about to start returns
+                return
+            self._loop.call_soon_threadsafe(self._stop)
+        if thread != threading.get_ident():
+            self._is_shut_down.wait()
 
     def server_close(self) -> None:
-        """Stop listening and end open keep-alive connections (their threads then exit)."""
-        super().server_close()
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+        """Stop listening and end open keep-alive connections."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._serving_thread
+            if thread is not None:  # serve_forever() closes on its way out
+                self._loop.call_soon_threadsafe(self._stop)
+        if thread is None:
+            self._close_now()
+        elif thread != threading.get_ident():
+            self._is_shut_down.wait()
+
+    def _close_now(self) -> None:
+        """Close the listener and the connections, then the loop (which is not running)."""
+        loop = self._loop
+        try:
+            for connection in list(self._connections):
+                connection.abort()
+            self._listener.close()
+            loop.run_until_complete(asyncio.sleep(0))  # runs the transports' closing callbacks
+        finally:
+            loop.close()
+            self.socket.close()
+
+    def __enter__(self) -> EndpointServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server_close()
 
 
 def _openmp_controller() -> Any:

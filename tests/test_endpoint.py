@@ -7,11 +7,12 @@ trained by ``jobs.train``.
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.selector_events
 import http.client
 import json
 import re
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -280,20 +281,180 @@ def test_chunked_request_body(server: EndpointServer) -> None:
     assert reply.endswith(b"\r\n\r\n3.0\n7.0\n")
 
 
+def _responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Split a byte stream of HTTP/1.1 responses (each with Content-Length)."""
+    found = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        length = int(headers["Content-Length"])
+        found.append((int(lines[0].split()[1]), headers, rest[:length]))
+        data = rest[length:]
+    return found
+
+
+def _csv_request(body: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n%s"
+        b"Content-Length: %d\r\n\r\n%s" % (extra, len(body), body)
+    )
+
+
+def test_pipelined_requests_are_answered_in_order(server: EndpointServer) -> None:
+    bodies = [b"%d,%d" % (i, i) for i in range(40)]
+    stream = b"".join(_csv_request(body) for body in bodies)
+    stream += b"GET /ping HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
+    stream += _csv_request(b"1,x") + _csv_request(b"1,1", b"Connection: close\r\n")
+    answers = _responses(_raw(server, stream))
+    assert [a[2] for a in answers[:40]] == [b"%.1f\n" % (2 * i) for i in range(40)]
+    assert [a[0] for a in answers[40:]] == [200, 404, 400, 200]
+    assert answers[-1][2] == b"2.0\n"
+    assert answers[-1][1]["Connection"] == "close"
+    assert all("Connection" not in a[1] for a in answers[:-1])
+
+
+def test_request_split_into_tiny_pieces(server: EndpointServer) -> None:
+    stream = _csv_request(b"1,2\n3,4\n") + _csv_request(b"5,5", b"Connection: close\r\n")
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        for i in range(0, len(stream), 7):
+            sock.sendall(stream[i : i + 7])
+            time.sleep(0.001)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert [(a[0], a[2]) for a in _responses(reply)] == [(200, b"3.0\n7.0\n"), (200, b"10.0\n")]
+
+
+@pytest.mark.parametrize(
+    ("version_and_headers", "keeps_open"),
+    [
+        (b"HTTP/1.1\r\n", True),
+        (b"HTTP/1.1\r\nConnection: close\r\n", False),
+        (b"HTTP/1.1\r\nConnection: Keep-Alive, Close\r\n", False),
+        (b"HTTP/1.0\r\n", False),
+        (b"HTTP/1.0\r\nConnection: keep-alive\r\n", True),
+    ],
+)
+def test_connection_close_and_http_1_0(
+    server: EndpointServer, version_and_headers: bytes, keeps_open: bool
+) -> None:
+    request = b"GET /ping " + version_and_headers + b"\r\n"
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(request)
+        [(status, headers, _)] = _responses(sock.recv(65536))
+        assert status == 200
+        if keeps_open:
+            assert headers.get("Connection") in (None, "keep-alive")
+            sock.sendall(request)  # the same connection answers again
+            assert _responses(sock.recv(65536))[0][0] == 200
+        else:
+            assert headers["Connection"] == "close"
+            assert sock.recv(1) == b""
+
+
+def test_expect_100_continue(server: EndpointServer) -> None:
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(_csv_request(b"1,2", b"Expect: 100-continue\r\n")[:-3])
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"1,2")
+        assert _responses(sock.recv(65536))[0][2] == b"3.0\n"
+        # too large: refused at once, the body is not waited for
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 7000000\r\n\r\n"
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in reply
+
+
+def test_head_has_the_length_but_no_body(server: EndpointServer) -> None:
+    reply = _raw(server, b"HEAD /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 ")
+    assert b"Content-Length: 0" not in head and body == b""
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /ping HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
+        (b"GET /ping HTTP/x.y\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1 extra\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+        (b"GET /ping HTTP/1.1\r\nX-Big: " + b"x" * 70_000, 431),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", 400),
+        (
+            b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n700000\r\n",
+            413,
+        ),
+        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n1,XX", 400),
+    ],
+)
+def test_broken_framing_is_answered_then_closed(
+    server: EndpointServer, request_bytes: bytes, status: int
+) -> None:
+    reply = _raw(server, request_bytes)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), reply
+    assert b"Connection: close" in head
+    assert body.strip()
+    assert _post(_connect(server), b"1,2", "text/csv")[0] == 200
+
+
+def test_bare_lf_and_blank_lines_between_requests(server: EndpointServer) -> None:
+    reply = _raw(
+        server,
+        b"GET /ping HTTP/1.1\nHost: x\n\n\r\n"
+        b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 3\n\n1,2"
+        b"\r\nGET /ping HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    assert [(a[0], a[2]) for a in _responses(reply)] == [(200, b""), (200, b"3.0\n"), (200, b"")]
+
+
+def test_a_slow_request_delays_others_but_all_are_answered(server: EndpointServer) -> None:
+    big = b"1,2\n" * 20_000
+    results: list[tuple[int, str, bytes]] = []
+
+    def small() -> None:
+        conn = _connect(server)
+        for _ in range(20):
+            results.append(_post(conn, b"1,2", "text/csv"))
+
+    threads = [threading.Thread(target=small) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    status, _, answer = _post(_connect(server), big, "text/csv")
+    for thread in threads:
+        thread.join(30)
+    assert status == 200 and answer.count(b"\n") == 20_000
+    assert results == [(200, "text/csv", b"3.0\n")] * 60
+
+
 def test_each_response_is_one_write_on_a_keep_alive_connection(
     server: EndpointServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the server's wfile is a socketserver._SocketWriter (unbuffered): one write is one
-    # sendall. Headers and body in separate small packets would stall a keep-alive
-    # client ~40 ms a request (Nagle + delayed ACK).
+    # every response goes out in one transport.write (one send when the socket takes
+    # it). Headers and body in separate small packets would stall a keep-alive client
+    # ~40 ms a request (Nagle + delayed ACK).
     writes: list[int] = []
-    original = socketserver._SocketWriter.write
+    transport = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+    original = transport.write
 
-    def counting(self: Any, data: Any) -> int:
+    def counting(self: Any, data: Any) -> None:
         writes.append(len(data))
-        return original(self, data)
+        original(self, data)
 
-    monkeypatch.setattr(socketserver._SocketWriter, "write", counting)
+    def forbidden(self: Any, data: Any) -> None:
+        raise AssertionError("responses must not go out through writelines")
+
+    monkeypatch.setattr(transport, "write", counting)
+    monkeypatch.setattr(transport, "writelines", forbidden)
     conn = _connect(server)
     requests = [(b"1,2", "text/csv"), (b"1,x", "text/csv"), (b"1,2", "image/png")] * 16
     for body, content_type in requests:
@@ -301,6 +462,16 @@ def test_each_response_is_one_write_on_a_keep_alive_connection(
     _call(conn, "GET", "/ping")
     _call(conn, "GET", "/nope")
     assert len(writes) == len(requests) + 2
+
+
+def test_tcp_nodelay_is_on(server: EndpointServer) -> None:
+    conn = _connect(server)
+    assert _call(conn, "GET", "/ping")[0] == 200
+    [connection] = server._connections
+    assert connection.transport is not None
+    sock = connection.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    conn.close()
 
 
 def test_port_in_use_is_a_clear_error(model: LocalModel) -> None:
@@ -327,21 +498,70 @@ def test_model_can_be_swapped_while_serving(server: EndpointServer, model: Local
 
 
 def test_server_close_ends_idle_keep_alive_connections(model: LocalModel) -> None:
+    before = set(threading.enumerate())
     srv = make_server(model, port=0)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
-    before = set(threading.enumerate())
-    conn = _connect(srv)
-    assert _call(conn, "GET", "/ping")[0] == 200
-    handlers = [t for t in threading.enumerate() if t not in before]
-    assert handlers, "a thread serves the open keep-alive connection"
+    conns = [_connect(srv) for _ in range(3)]
+    for conn in conns:
+        assert _call(conn, "GET", "/ping")[0] == 200
+    # one event loop thread serves every connection: no thread per connection
+    assert set(threading.enumerate()) - before == {thread}
+    assert len(srv._connections) == 3
     srv.shutdown()
     srv.server_close()
     thread.join(5)
-    for handler in handlers:
-        handler.join(5)
-        assert not handler.is_alive()
+    assert not thread.is_alive()
+    for conn in conns:
+        assert conn.sock is not None
+        assert conn.sock.recv(1) == b"", "the server closed the idle keep-alive connection"
+        conn.close()
+    assert not srv._connections
+    with pytest.raises(OSError):
+        socket.create_connection(srv.server_address[:2], timeout=2).close()
+
+
+def test_shutdown_is_thread_safe_and_serving_can_resume(model: LocalModel) -> None:
+    srv = make_server(model, port=0)
+    srv.shutdown()  # before serving: the next serve_forever() returns at once
+    srv.serve_forever()
+    for _ in range(2):  # serve, stop, serve again on the same socket
+        thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+        thread.start()
+        assert _post(_connect(srv), b"1,2", "text/csv")[0] == 200
+        srv.shutdown()
+        thread.join(5)
+        assert not thread.is_alive()
+    srv.server_close()
+    srv.server_close()  # twice is fine
+    with pytest.raises(RuntimeError, match="closed"):
+        srv.serve_forever()
+
+
+def test_server_close_while_serving_stops_it(model: LocalModel) -> None:
+    srv = make_server(model, port=0)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    conn = _connect(srv)
+    assert _call(conn, "GET", "/ping")[0] == 200
+    srv.server_close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert conn.sock is not None and conn.sock.recv(1) == b""
     conn.close()
+
+
+def test_idle_keep_alive_connections_time_out(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(endpoint, "_IDLE_TIMEOUT_S", 0.2)
+    for srv in _running(model):
+        with socket.create_connection(srv.server_address[:2], timeout=10) as sock:
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            began = time.monotonic()
+            assert sock.recv(1) == b""  # closed by the server once idle
+            assert time.monotonic() - began < 5
 
 
 # ------------------------------------------------------------------ LocalModel.invoke

@@ -287,7 +287,7 @@ def _openmp_threads() -> int:
 
 
 @pytest.mark.parametrize("model_threads", [1, None])
-def test_model_threads_caps_openmp_per_connection_thread(
+def test_model_threads_caps_openmp_in_the_serving_thread(
     model_dir: Path, model_threads: int | None
 ) -> None:
     from jobs import inference
