@@ -144,13 +144,13 @@ def _loop(
     with _stage(result, "day 2: ingest labelled data -> challenger training", console):
         ops.ingest(target, [datasets.write_csv(day2, root / "data" / "day2.csv")], "2026-11-02")
 
-    with _stage(result, "drift monitor (scheduled) -> alarm -> retrain trigger", console):
+    with _stage(result, "drift -> alarm -> retrain request (challenger trains meanwhile)", console):
         seen = len(cloud.deliveries)
         cloud.fire_schedule(_drift_rule(target))
         _wait(cloud, "drift")
         result.drift = _drift_outcome(cloud.deliveries[seen:])
 
-    with _stage(result, "gate the challenger against the champion", console):
+    with _stage(result, "gate the challenger on the same holdout -> update endpoint", console):
         _wait(cloud, "challenger")
 
     result.deliveries = list(cloud.deliveries)
