@@ -282,7 +282,7 @@ class Clients:
     ``Clients("us-east-1", sagemaker=stubbed_client)``.
     """
 
-    _SERVICES: ClassVar[dict[str, str]] = {
+    SERVICES: ClassVar[dict[str, str]] = {
         "s3": "s3",
         "sagemaker": "sagemaker",
         "dynamodb": "dynamodb",
@@ -293,7 +293,7 @@ class Clients:
     }
 
     def __init__(self, region: str, endpoint_url: str | None = None, **clients: Any) -> None:
-        unknown = set(clients) - set(self._SERVICES)
+        unknown = set(clients) - set(self.SERVICES)
         if unknown:
             raise TypeError(f"unknown clients: {sorted(unknown)}")
         self.region = region
@@ -307,7 +307,7 @@ class Clients:
 
     def _get(self, attr: str) -> Any:
         if attr not in self._clients:
-            self._clients[attr] = client(self._SERVICES[attr], self.region, self.endpoint_url)
+            self._clients[attr] = client(self.SERVICES[attr], self.region, self.endpoint_url)
         return self._clients[attr]
 
     @property

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -324,13 +326,17 @@ def ingest(
 @app.command()
 def train(
     reason: Annotated[str, typer.Option(help="Recorded on the job")] = "manual",
+    force: Annotated[
+        bool, typer.Option(help="Train again even if this data version was trained")
+    ] = False,
     stack: StackOpt = "local",
     state_dir: StateOpt = DEFAULT_STATE_DIR,
 ) -> None:
     """Request a retrain now (same guards as the Lambda: idempotent, one job in flight)."""
     from mlops import ops
 
-    outcome = ops.train(_target(stack, state_dir), reason)
+    with _quiet_handlers():
+        outcome = ops.train(_target(stack, state_dir), reason, force)
     _print_outcome(outcome)
 
 
@@ -339,7 +345,9 @@ def promote(job: str, stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_S
     """Gate a finished job against the champion and deploy it if it wins."""
     from mlops import ops
 
-    _print_outcome(ops.promote_job(_target(stack, state_dir), job))
+    with _quiet_handlers():
+        outcome = ops.promote_job(_target(stack, state_dir), job)
+    _print_outcome(outcome)
 
 
 @app.command()
@@ -347,7 +355,25 @@ def drift(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) ->
     """Run the drift monitor now over captured traffic."""
     from mlops import ops
 
-    _print_outcome(ops.run_drift(_target(stack, state_dir)))
+    with _quiet_handlers():
+        outcome = ops.run_drift(_target(stack, state_dir))
+    _print_outcome(outcome)
+
+
+@contextmanager
+def _quiet_handlers() -> Iterator[None]:
+    """The handlers log their outcome as JSON for CloudWatch; the CLI prints it instead."""
+    from lambdas import drift, promote, retrain
+
+    loggers = [module.logger for module in (retrain, promote, drift)]
+    levels = [logger.log_level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _print_outcome(outcome: dict[str, Any]) -> None:

@@ -28,9 +28,15 @@ class OpsError(RuntimeError):
     """A command could not do what was asked; the message says why."""
 
 
+def _clients(target: Target) -> Clients:
+    """The handlers' clients, made by the target: against the local cloud they carry its
+    fake credentials, so the CLI works in a shell that has no AWS credentials at all."""
+    services = {attr: target.client(service) for attr, service in Clients.SERVICES.items()}
+    return Clients(target.region, endpoint_url=target.endpoint_url, **services)
+
+
 def _config(target: Target) -> tuple[Config, Clients]:
-    config = Config.from_env(target.environ())
-    return config, Clients(config.region, endpoint_url=target.endpoint_url)
+    return Config.from_env(target.environ()), _clients(target)
 
 
 def ingest(target: Target, files: list[Path], day: str | None = None) -> list[str]:
@@ -61,7 +67,7 @@ def ingest(target: Target, files: list[Path], day: str | None = None) -> list[st
     return keys
 
 
-def train(target: Target, reason: str = "manual") -> dict[str, Any]:
+def train(target: Target, reason: str = "manual", force: bool = False) -> dict[str, Any]:
     """A manual retrain request through the retrain handler's own logic.
 
     ``detail.model`` names this stack's model (``MLOPS_MODEL_NAME``): the stack's
@@ -70,9 +76,9 @@ def train(target: Target, reason: str = "manual") -> dict[str, Any]:
     event = {
         "source": c.EVENT_SOURCE,
         "detail-type": c.RETRAIN_REQUEST,
-        "detail": {"model": environ.get(c.MODEL_NAME, ""), "reason": reason},
+        "detail": {"model": environ.get(c.MODEL_NAME, ""), "reason": reason, "force": force},
     }
-    return retrain.handle(event, environ)
+    return retrain.handle(event, environ, clients=_clients(target))
 
 
 def promote_job(target: Target, job_name: str) -> dict[str, Any]:
@@ -82,11 +88,11 @@ def promote_job(target: Target, job_name: str) -> dict[str, Any]:
         "detail-type": "PromoteRequest",
         "detail": {"TrainingJobName": job_name},
     }
-    return promote.handle(event, target.environ())
+    return promote.handle(event, target.environ(), clients=_clients(target))
 
 
 def run_drift(target: Target) -> dict[str, Any]:
-    return drift.handle({}, target.environ())
+    return drift.handle({}, target.environ(), clients=_clients(target))
 
 
 def jobs(target: Target, limit: int = 20) -> list[dict[str, Any]]:

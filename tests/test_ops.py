@@ -202,3 +202,22 @@ def test_features_csv_is_what_the_endpoint_takes(tmp_path: Path) -> None:
     assert "label" not in lines[0] and "amount" not in lines[0]
     path = datasets.write_csv(rows, tmp_path / "sub" / "rows.csv")
     assert pd.read_csv(path).shape == (3, len(datasets.FEATURES) + 1)
+
+
+def test_control_plane_commands_work_in_a_shell_without_aws_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A newcomer's shell has no AWS keys: the handlers' clients must still reach the
+    local cloud, signed with its fake credentials rather than the default chain."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    local = from_outputs("local", {"region": "us-east-1"}, "http://127.0.0.1:1")
+
+    clients = ops._clients(local)
+
+    for attr in ("s3", "sagemaker", "dynamodb", "sns", "cloudwatch", "ec2", "autoscaling"):
+        credentials = getattr(clients, attr)._request_signer._credentials
+        assert credentials is not None and credentials.access_key == "test", attr
+        assert getattr(clients, attr).meta.endpoint_url == "http://127.0.0.1:1", attr
