@@ -479,9 +479,11 @@ def serve(
 
     path = Path(model)
     if not path.exists():
+        if "/" in model or model.endswith((".tar.gz", ".joblib")):
+            raise _fail(f"no such model folder or archive: {model}")
         try:
-            path = ops.model_tarball(_target(stack, state_dir), model, state_dir / "models")
-        except ops.OpsError as exc:
+            path = ops.model_tarball(connect(stack, state_dir), model, state_dir / "models")
+        except (ops.OpsError, TargetError) as exc:
             raise _fail(f"{model!r} is neither a path nor a finished job: {exc}") from None
     capture = (
         endpoint.CaptureWriter(endpoint_name="local", directory=capture_dir)

@@ -123,7 +123,14 @@ def test_serve_a_missing_path_fails_clearly(state_dir: Path) -> None:
     result = run("serve", "no/such/model", "--state-dir", str(state_dir))
 
     assert result.exit_code == 1
-    assert "error:" in text(result)
+    assert "no such model folder or archive: no/such/model" in text(result)
+
+
+def test_serve_an_unknown_job_says_how_to_reach_one(state_dir: Path) -> None:
+    result = run("serve", "some-job", "--state-dir", str(state_dir))
+
+    assert result.exit_code == 1
+    assert "'some-job' is neither a path nor a finished job" in text(result)
     assert "mlops local start" in text(result)
 
 
