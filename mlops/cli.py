@@ -426,6 +426,45 @@ def status(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -
 
 
 @app.command()
+def lineage(
+    job: Annotated[
+        str | None, typer.Argument(help="A training job (default: the serving model)")
+    ] = None,
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """From a model back to its data: objects (key, version, ETag), trigger, registry."""
+    from mlops import ops
+
+    try:
+        record = ops.lineage(_target(stack, state_dir), job)
+    except ops.OpsError as exc:
+        raise _fail(str(exc)) from None
+    serving = " [green](serving)[/]" if record["serving"] else ""
+    console.print(f"[bold]{record['job']}[/]{serving}")
+    trigger = record.get("trigger") or {}
+    console.print(f"data version {record['data_version']}; trigger: {trigger.get('kind', '?')}")
+    champion = record.get("champion") or {}
+    if champion:
+        console.print(f"champion: {champion.get('package') or champion.get('reason', '-')}")
+    objects = Table(title="trained on")
+    for column in ("object", "version", "ETag", "bytes"):
+        objects.add_column(column)
+    for obj in record["objects"]:
+        objects.add_row(
+            f"s3://{obj['bucket']}/{obj['key']}",
+            str(obj.get("version_id")),
+            str(obj.get("etag", "")).strip('"'),
+            str(obj.get("size", "")),
+        )
+    console.print(objects)
+    for package in record["packages"]:
+        console.print(
+            f"package v{package['version']}: {package['status']}: {package['description']}"
+        )
+
+
+@app.command()
 def predict(
     source: Annotated[str, typer.Argument(help="CSV file of feature rows, or - for stdin")],
     content_type: Annotated[str, typer.Option(help="text/csv or application/json")] = "text/csv",

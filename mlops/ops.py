@@ -254,3 +254,42 @@ def _member(tarball: bytes, name: str) -> bytes:
                 if handle is not None:
                     return handle.read()
     raise OpsError(f"{name} is not in the archive")
+
+
+def serving_job(target: Target) -> str | None:
+    """The training job whose model the endpoint serves (endpoint -> config -> model)."""
+    sm = target.client("sagemaker")
+    current = endpoint(target)
+    if current is None:
+        return None
+    config = sm.describe_endpoint_config(EndpointConfigName=current["config"])
+    model_name = config["ProductionVariants"][0]["ModelName"]
+    model_data = sm.describe_model(ModelName=model_name)["PrimaryContainer"]["ModelDataUrl"]
+    return _job_of(model_data)
+
+
+def _job_of(model_data_url: str) -> str | None:
+    # s3://<artifacts>/training/<job>/output/model.tar.gz
+    parts = model_data_url.split("/")
+    if c.TRAINING_PREFIX.rstrip("/") in parts:
+        return parts[parts.index(c.TRAINING_PREFIX.rstrip("/")) + 1]
+    return None
+
+
+def lineage(target: Target, job_name: str | None = None) -> dict[str, Any]:
+    """From a model back to its data: the job's lineage record, its registry entries and
+    whether it serves. Without `job_name`, the model the endpoint serves."""
+    serving = serving_job(target)
+    job_name = job_name or serving
+    if job_name is None:
+        raise OpsError("nothing is serving yet: name a training job")
+    bucket = target.output("artifactsBucket")
+    key = f"{c.LINEAGE_PREFIX}{job_name}.json"
+    try:
+        body = target.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        raise OpsError(f"no lineage for {job_name!r} (s3://{bucket}/{key})") from exc
+    record: dict[str, Any] = json.loads(body)
+    record["packages"] = [p for p in packages(target) if _job_of(p["model_data"]) == job_name]
+    record["serving"] = job_name == serving
+    return record

@@ -218,6 +218,24 @@ def test_lineage_lists_the_incoming_objects_per_job(loop: Loop) -> None:
 
 
 @pytest.mark.slow
+def test_lineage_walks_from_the_serving_model_back_to_its_data(loop: Loop) -> None:
+    serving = ops.serving_job(loop.target)
+    approved = [p for p in loop.result.packages if p["status"] == "Approved"]
+    newest_approved_job = ops._job_of(approved[0]["model_data"])
+
+    record = ops.lineage(loop.target)
+
+    assert serving == newest_approved_job
+    assert record["job"] == serving and record["serving"] is True
+    assert record["objects"] and all(o["version_id"] for o in record["objects"])
+    assert [p["status"] for p in record["packages"]] == ["Approved"]
+    older = ops.lineage(loop.target, loop.oldest_first[0]["name"])
+    assert older["serving"] is (loop.oldest_first[0]["name"] == serving)
+    with pytest.raises(ops.OpsError, match="no lineage for 'no-such-job'"):
+        ops.lineage(loop.target, "no-such-job")
+
+
+@pytest.mark.slow
 def test_evaluations_report_and_summary(loop: Loop) -> None:
     result = loop.result
     assert set(result.evaluations) == {j["name"] for j in result.jobs}
