@@ -569,6 +569,36 @@ def rejected(reason: str, **extra: Any) -> JsonDict:
     return {"status": "rejected", "reason": reason, **extra}
 
 
+def handle_event(
+    event: Any,
+    environ: Mapping[str, str],
+    *,
+    parse: Callable[[Any, Config], Any],
+    act: Callable[..., JsonDict],
+    logger: Any,
+    context: Any = None,
+    clients: Clients | None = None,
+    calm: frozenset[str] | None = None,
+) -> JsonDict:
+    """The shape every event-driven handler shares: read the config, parse the event, act.
+
+    A malformed event is rejected before any AWS call: logged and returned, never raised,
+    so Lambda does not retry it into the dead-letter queue. The outcome is logged at info
+    when its status is in ``calm`` (``None``: always), else at warning.
+    """
+    config = Config.from_env(environ)
+    try:
+        parsed = parse(event, config)
+    except BadEvent as exc:
+        outcome = rejected(str(exc))
+        logger.warning(f"rejected event: {exc}", extra={"outcome": outcome})
+        return outcome
+    outcome = act(config, clients or Clients.for_config(config), parsed, lambda_context=context)
+    level = logger.info if calm is None or outcome["status"] in calm else logger.warning
+    level(f"{outcome['status']}: {outcome['reason']}", extra={"outcome": outcome})
+    return outcome
+
+
 # --- at most once ----------------------------------------------------------------------
 
 

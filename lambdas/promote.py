@@ -42,12 +42,12 @@ from lambdas.common import (
     event_kind,
     find_champion,
     get_json,
+    handle_event,
     is_finite_number,
     parse_s3_uri,
     publish_alert,
     put_json,
     read_tar_members,
-    rejected,
     run_once,
     utcnow,
 )
@@ -811,23 +811,16 @@ def handle(
     event: Any, environ: Mapping[str, str], context: Any = None, clients: Clients | None = None
 ) -> JsonDict:
     """The handler's logic with the environment and clients passed in (for the local cloud)."""
-    config = Config.from_env(environ)
-    try:
-        job = parse_job_event(event, config)
-    except BadEvent as exc:
-        outcome = rejected(str(exc))
-        logger.warning(f"rejected event: {exc}", extra={"outcome": outcome})
-        return outcome
-    outcome = promote_job(
-        config, clients or Clients.for_config(config), job, lambda_context=context
+    return handle_event(
+        event,
+        environ,
+        parse=parse_job_event,
+        act=promote_job,
+        logger=logger,
+        context=context,
+        clients=clients,
+        calm=frozenset({"deployed", "not-promoted", "ignored"}),
     )
-    level = (
-        logger.info
-        if outcome["status"] in {"deployed", "not-promoted", "ignored"}
-        else logger.warning
-    )
-    level(f"{outcome['status']}: {outcome['reason']}", extra={"outcome": outcome})
-    return outcome
 
 
 def handler(event: Any, context: Any) -> JsonDict:

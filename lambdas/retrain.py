@@ -48,11 +48,11 @@ from lambdas.common import (
     error_text,
     event_kind,
     find_champion,
+    handle_event,
     iso,
     list_incoming,
     make_job_name,
     put_json,
-    rejected,
     run_once,
     utcnow,
 )
@@ -503,18 +503,15 @@ def handle(
     event: Any, environ: Mapping[str, str], context: Any = None, clients: Clients | None = None
 ) -> JsonDict:
     """The handler's logic with the environment and clients passed in (for the local cloud)."""
-    config = Config.from_env(environ)
-    try:
-        trigger = parse_trigger(event, config)
-    except BadEvent as exc:
-        outcome = rejected(str(exc))
-        logger.warning(f"rejected event: {exc}", extra={"outcome": outcome})
-        return outcome
-    outcome = start_training(
-        config, clients or Clients.for_config(config), trigger, lambda_context=context
+    return handle_event(
+        event,
+        environ,
+        parse=parse_trigger,
+        act=start_training,
+        logger=logger,
+        context=context,
+        clients=clients,
     )
-    logger.info(f"{outcome['status']}: {outcome['reason']}", extra={"outcome": outcome})
-    return outcome
 
 
 def handler(event: Any, context: Any) -> JsonDict:

@@ -17,9 +17,11 @@ import io
 import json
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from moto import mock_aws
@@ -390,6 +392,17 @@ def endpoint_config_name(stack: Stack) -> str | None:
 def s3_keys(stack: Stack, bucket: str, prefix: str = "") -> list[str]:
     listed = stack.clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+@contextmanager
+def no_aws_client() -> Iterator[None]:
+    """Fail the test if a handler makes any AWS client inside the block."""
+
+    def refuse(self: Any, attr: str) -> Any:
+        raise AssertionError(f"AWS client used for a rejected event: {attr}")
+
+    with mock.patch.object(Clients, "_get", refuse):
+        yield
 
 
 def nothing_created(stack: Stack) -> bool:

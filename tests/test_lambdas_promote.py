@@ -24,6 +24,7 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
     job_name,
     lambda_context_fixture,
     load_event,
+    no_aws_client,
     nothing_created,
     packages,
     stack_fixture,
@@ -361,22 +362,16 @@ MALFORMED: list[tuple[str, Any, str]] = [
 def test_malformed_events_are_rejected_and_nothing_is_created(
     stack: Stack,
     lambda_context: Any,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     event: Any,
     why: str,
 ) -> None:
-    def no_client(self: Any, attr: str) -> Any:
-        raise AssertionError(f"AWS client used for a rejected event: {attr}")
-
-    monkeypatch.setattr("lambdas.common.Clients._get", no_client)
-    with caplog.at_level(logging.WARNING):
+    with no_aws_client(), caplog.at_level(logging.WARNING):
         outcome = promote.handler(event, lambda_context)
 
     assert outcome["status"] == "rejected"
     assert why in outcome["reason"]
     assert why in caplog.text
-    monkeypatch.undo()
     assert nothing_created(stack)
 
 

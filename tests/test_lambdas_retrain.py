@@ -21,6 +21,7 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
     aws_credentials_fixture,
     lambda_context_fixture,
     load_event,
+    no_aws_client,
     nothing_created,
     put_data,
     s3_keys,
@@ -367,7 +368,6 @@ MALFORMED: list[tuple[str, Any, str]] = [
 def test_malformed_events_are_rejected_without_any_aws_call(
     stack: Stack,
     lambda_context: Any,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     event: Any,
     why: str,
@@ -375,20 +375,14 @@ def test_malformed_events_are_rejected_without_any_aws_call(
     # given data, and no AWS client may be used from now on
     put_data(stack, "incoming/2024-05-01/batch-001.csv")
 
-    def no_client(self: Any, attr: str) -> Any:
-        raise AssertionError(f"AWS client used for a rejected event: {attr}")
-
-    monkeypatch.setattr("lambdas.common.Clients._get", no_client)
-
     # when the event arrives
-    with caplog.at_level(logging.WARNING):
+    with no_aws_client(), caplog.at_level(logging.WARNING):
         outcome = retrain.handler(event, lambda_context)
 
     # then it is rejected (not raised: Lambda must not retry it), with the reason logged
     assert outcome["status"] == "rejected"
     assert why in outcome["reason"]
     assert why in caplog.text
-    monkeypatch.undo()
     assert nothing_created(stack)
 
 
