@@ -63,15 +63,6 @@ MODEL = N.job_prefix  # MLOPS_MODEL_NAME
 JOB_1 = f"{MODEL}-20240501-120000-0000000a"
 JOB_2 = f"{MODEL}-20240502-120000-0000000b"
 SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
-SERVICES = {
-    "s3": "s3",
-    "sagemaker": "sagemaker",
-    "dynamodb": "dynamodb",
-    "sns": "sns",
-    "cloudwatch": "cloudwatch",
-    "ec2": "ec2",
-    "autoscaling": "application-autoscaling",
-}
 
 #: Actions without resource-level permissions: the only ones a ``"*"`` statement may grant.
 STAR_ONLY = {
@@ -314,7 +305,7 @@ class Recorder:
     def clients(self) -> Clients:
         """Fresh clients (not the cached ones) with the recording hook."""
         made = {}
-        for attr, service in SERVICES.items():
+        for attr, service in Clients.SERVICES.items():
             client = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
             client.meta.events.register("before-parameter-build", self._record)
             made[attr] = client
