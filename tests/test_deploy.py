@@ -21,8 +21,8 @@ from e2e_helpers import REPO_ROOT
 from localcloud_helpers import client
 
 from infra.config import ConfigError
-from mlops import deploy as deployer
 from mlops.deploy import DeployError, DeployResult, deploy, destroy, stack_outputs, state_path
+from mlops.deploy.mocks import HANDLERS
 from mlops.localcloud.server import LocalCloud
 
 STACK = "local"
@@ -60,7 +60,7 @@ def deploys(cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Depl
         raise ParamValidationError(report=f"injected failure for {inputs['name']}")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(deployer._HANDLERS, FUNCTION, broken)
+        patch.setitem(HANDLERS, FUNCTION, broken)
         with pytest.raises(DeployError) as failed:
             deploy(STACK, cloud.endpoint_url, state_dir, REPO_ROOT)
     state_after_failure = _state(state_dir)
