@@ -1,0 +1,40 @@
+"""What every `mlops` command shares: the typer apps, consoles, options and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from mlops.target import TargetError, connect
+
+app = typer.Typer(
+    help="One model's MLOps stack on AWS: preview, deploy, train, promote, serve, monitor.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+local_app = typer.Typer(help="The local cloud: a moto server plus what moto lacks.")
+app.add_typer(local_app, name="local")
+
+console = Console()
+err = Console(stderr=True)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+StackOpt = Annotated[str, typer.Option("--stack", "-s", help="Stack config: Pulumi.<stack>.yaml")]
+StateOpt = Annotated[Path, typer.Option("--state-dir", help="Where local state lives")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print `message` as an error; the caller raises the returned exit."""
+    err.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def target_for(stack: str, state_dir: Path) -> Any:
+    """The stack's target (local deploy or AWS), or exit with the reason there is none."""
+    try:
+        return connect(stack, state_dir)
+    except TargetError as exc:
+        raise fail(str(exc)) from None

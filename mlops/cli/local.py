@@ -1,0 +1,108 @@
+"""`mlops local ...`: start, stop, inspect and drive the local cloud; and `mlops demo`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mlops.cli.common import REPO_ROOT, StateOpt, app, console, fail, local_app
+from mlops.target import DEFAULT_STATE_DIR
+
+
+@local_app.command("start")
+def local_start(
+    port: Annotated[int, typer.Option(help="Port of the moto server")] = 5000,
+    tick: Annotated[float | None, typer.Option(help="Fire schedules every N seconds")] = None,
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Start a moto server plus job runner, event router and endpoints, in the background."""
+    from mlops import localcloud
+
+    try:
+        with console.status(f"starting the local cloud on 127.0.0.1:{port}…"):
+            info = localcloud.start(state_dir, port=port, tick=tick, repo_root=REPO_ROOT)
+    except localcloud.LocalCloudError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"local cloud running at [bold]{info.endpoint_url}[/] (pid {info.pid})")
+    console.print(f"  boto3: AWS_ENDPOINT_URL={info.endpoint_url}; aws --endpoint-url ...")
+
+
+@local_app.command("stop")
+def local_stop(state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+    """Stop the background local cloud (its resources live in memory and go with it)."""
+    from mlops import localcloud
+
+    if localcloud.stop(state_dir):
+        for stale in (state_dir / "stacks").glob("*.json"):
+            stale.unlink()
+        console.print("local cloud stopped")
+    else:
+        console.print("no local cloud was running")
+
+
+@local_app.command("status")
+def local_status(state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+    """Is the local cloud running, and what has it delivered?"""
+    from mlops import localcloud
+    from mlops.localcloud import client
+
+    info = localcloud.status(state_dir)
+    if info is None:
+        console.print("no local cloud running (start one with `mlops local start`)")
+        raise typer.Exit(1)
+    state = client.status(info)
+    table = Table(title=f"local cloud {info.endpoint_url}")
+    table.add_column("key")
+    table.add_column("value")
+    for key, value in state.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@local_app.command("fire")
+def local_fire(rule: str, state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+    """Fire a schedule rule now (schedules do not tick unless started with --tick)."""
+    from mlops import localcloud
+    from mlops.localcloud import client
+
+    info = localcloud.status(state_dir)
+    if info is None:
+        raise fail("no local cloud running: `mlops local start`")
+    console.print(f"{client.fire_schedule(info, rule)} deliveries queued")
+
+
+@local_app.command("wait")
+def local_wait(
+    timeout: Annotated[float, typer.Option(help="Seconds")] = 300,
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Wait until no job runs and no event is pending."""
+    from mlops import localcloud
+    from mlops.localcloud import client
+
+    info = localcloud.status(state_dir)
+    if info is None:
+        raise fail("no local cloud running: `mlops local start`")
+    if not client.wait_idle(info, timeout):
+        raise fail(f"still busy after {timeout:.0f}s")
+    console.print("idle")
+
+
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(help="Transactions per day")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Data seed")] = 7,
+) -> None:
+    """The whole loop offline: deploy, ingest, train, promote, serve, drift, retrain, gate."""
+    from mlops import demo as demo_module
+
+    console.print("[bold]mlops demo[/]: the whole loop in a local cloud of its own\n")
+    try:
+        result = demo_module.run(REPO_ROOT, rows=rows, seed=seed, console=console)
+    except KeyboardInterrupt:
+        raise fail("interrupted; everything the demo started has been stopped", 130) from None
+    except demo_module.DemoError as exc:
+        raise fail(str(exc)) from None
+    demo_module.print_summary(result, console)

@@ -1,0 +1,174 @@
+"""The model's life through the control plane: ingest, train, promote, drift, status, lineage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mlops.cli.common import StackOpt, StateOpt, app, console, fail, target_for
+from mlops.target import DEFAULT_STATE_DIR
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="CSV or Parquet files with a label")],
+    day: Annotated[str | None, typer.Option(help="incoming/<day>/ (default today)")] = None,
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Upload labelled data to raw/incoming/; the upload itself triggers retraining."""
+    from mlops import ops
+
+    target = target_for(stack, state_dir)
+    try:
+        for uri in ops.ingest(target, files, day):
+            console.print(f"uploaded {uri}")
+    except ops.OpsError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def train(
+    reason: Annotated[str, typer.Option(help="Recorded on the job")] = "manual",
+    force: Annotated[
+        bool, typer.Option(help="Train again even if this data version was trained")
+    ] = False,
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Request a retrain now (same guards as the Lambda: idempotent, one job in flight)."""
+    from mlops import ops
+
+    with _quiet_handlers():
+        outcome = ops.train(target_for(stack, state_dir), reason, force)
+    _print_outcome(outcome)
+
+
+@app.command()
+def promote(job: str, stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+    """Gate a finished job against the champion and deploy it if it wins."""
+    from mlops import ops
+
+    with _quiet_handlers():
+        outcome = ops.promote_job(target_for(stack, state_dir), job)
+    _print_outcome(outcome)
+
+
+@app.command()
+def drift(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+    """Run the drift monitor now over captured traffic."""
+    from mlops import ops
+
+    with _quiet_handlers():
+        outcome = ops.run_drift(target_for(stack, state_dir))
+    _print_outcome(outcome)
+
+
+@contextmanager
+def _quiet_handlers() -> Iterator[None]:
+    """The handlers log their outcome as JSON for CloudWatch; the CLI prints it instead."""
+    from lambdas import drift, promote, retrain
+
+    loggers = [module.logger for module in (retrain, promote, drift)]
+    levels = [logger.log_level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _print_outcome(outcome: dict[str, Any]) -> None:
+    status = outcome.get("status", "?")
+    colour = "green" if status in {"started", "deployed", "ok"} else "yellow"
+    console.print(f"[{colour}]{status}[/]: {outcome.get('reason', '')}")
+    extra = {k: v for k, v in outcome.items() if k not in {"status", "reason"}}
+    if extra:
+        console.print_json(json.dumps(extra, default=str))
+    if status in {"rejected", "error", "deploy-failed", "training-failed"}:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+    """Jobs, champion, packages, endpoint, drift and guards."""
+    from mlops import ops
+
+    target = target_for(stack, state_dir)
+    jobs = Table(title="training jobs")
+    for column in ("job", "trigger", "status", "failure"):
+        jobs.add_column(column)
+    for job in ops.jobs(target):
+        jobs.add_row(job["name"], job["trigger"], job["status"], job["failure"][:80])
+    console.print(jobs)
+    packages = Table(title="model packages (the champion is the newest Approved)")
+    for column in ("version", "status", "reason"):
+        packages.add_column(column)
+    for package in ops.packages(target):
+        packages.add_row(str(package["version"]), package["status"], package["description"][:100])
+    console.print(packages)
+    endpoint = ops.endpoint(target)
+    console.print(
+        "endpoint: "
+        + (
+            f"{endpoint['name']} {endpoint['status']} on {endpoint['config']}"
+            if endpoint
+            else "none yet (the first promotion creates it)"
+        )
+    )
+    scores = ops.drift_scores(target)
+    if scores:
+        console.print(
+            "drift (PSI): " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(scores.items()))
+        )
+    guards = ops.training_guards(target)
+    console.print(
+        f"in flight: {guards['in_flight'] or 'none'}; skipped triggers: {len(guards['skipped'])}"
+    )
+
+
+@app.command()
+def lineage(
+    job: Annotated[
+        str | None, typer.Argument(help="A training job (default: the serving model)")
+    ] = None,
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """From a model back to its data: objects (key, version, ETag), trigger, registry."""
+    from mlops import ops
+
+    try:
+        record = ops.lineage(target_for(stack, state_dir), job)
+    except ops.OpsError as exc:
+        raise fail(str(exc)) from None
+    serving = " [green](serving)[/]" if record["serving"] else ""
+    console.print(f"[bold]{record['job']}[/]{serving}")
+    trigger = record.get("trigger") or {}
+    console.print(f"data version {record['data_version']}; trigger: {trigger.get('kind', '?')}")
+    champion = record.get("champion") or {}
+    if champion:
+        console.print(f"champion: {champion.get('package') or champion.get('reason', '-')}")
+    objects = Table(title="trained on")
+    for column in ("object", "version", "ETag", "bytes"):
+        objects.add_column(column)
+    for obj in record["objects"]:
+        objects.add_row(
+            f"s3://{obj['bucket']}/{obj['key']}",
+            str(obj.get("version_id")),
+            str(obj.get("etag", "")).strip('"'),
+            str(obj.get("size", "")),
+        )
+    console.print(objects)
+    for package in record["packages"]:
+        console.print(
+            f"package v{package['version']}: {package['status']}: {package['description']}"
+        )

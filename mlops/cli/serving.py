@@ -1,0 +1,85 @@
+"""A trained model's outputs: predictions from the endpoint, a job's report, local serving."""
+
+from __future__ import annotations
+
+import sys
+import webbrowser
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlops.cli.common import StackOpt, StateOpt, app, console, fail, target_for
+from mlops.target import DEFAULT_STATE_DIR, TargetError, connect
+
+
+@app.command()
+def predict(
+    source: Annotated[str, typer.Argument(help="CSV file of feature rows, or - for stdin")],
+    content_type: Annotated[str, typer.Option(help="text/csv or application/json")] = "text/csv",
+    accept: Annotated[str, typer.Option(help="Response type")] = "text/csv",
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Send rows to the deployed endpoint and print its predictions."""
+    from mlops import ops
+
+    body = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    try:
+        answer, _ = ops.predict(target_for(stack, state_dir), body, content_type, accept)
+    except ops.OpsError as exc:
+        raise fail(str(exc)) from None
+    sys.stdout.write(answer.decode())
+
+
+@app.command()
+def report(
+    job: str,
+    out: Annotated[Path, typer.Option(help="Folder for the report")] = DEFAULT_STATE_DIR
+    / "reports",
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser")] = False,
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Fetch a job's report.html (metrics, confusion matrix, ROC and PR curves)."""
+    from mlops import ops
+
+    try:
+        path = ops.report(target_for(stack, state_dir), job, out)
+    except ops.OpsError as exc:
+        raise fail(str(exc)) from None
+    console.print(str(path))
+    if open_browser:
+        webbrowser.open(path.resolve().as_uri())
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="A model folder, a model.tar.gz or a job name")],
+    port: Annotated[int, typer.Option(help="Port")] = 8080,
+    host: Annotated[str, typer.Option(help="Address")] = "127.0.0.1",
+    capture_dir: Annotated[Path | None, typer.Option(help="Write data capture here")] = None,
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Serve one model over the SageMaker container contract, in the foreground."""
+    from mlops import endpoint, ops
+
+    path = Path(model)
+    if not path.exists():
+        if "/" in model or model.endswith((".tar.gz", ".joblib")):
+            raise fail(f"no such model folder or archive: {model}")
+        try:
+            path = ops.model_tarball(connect(stack, state_dir), model, state_dir / "models")
+        except (ops.OpsError, TargetError) as exc:
+            raise fail(f"{model!r} is neither a path nor a finished job: {exc}") from None
+    capture = (
+        endpoint.CaptureWriter(endpoint_name="local", directory=capture_dir)
+        if capture_dir is not None
+        else None
+    )
+    console.print(f"serving {path} on http://{host}:{port} (/ping, /invocations); Ctrl-C stops")
+    try:
+        endpoint.serve(path, host, port, capture=capture)
+    except endpoint.EndpointError as exc:
+        raise fail(str(exc)) from None
