@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +21,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.naming import VARIANT_NAME, Names
+from infra.naming import Names
 from lambdas import constants as c
+from lambdas import hosting
 
 #: The endpoint property the control plane changes on every promotion.
 PROMOTION_OWNED_PROPERTIES = ["endpoint_config_name"]
@@ -81,6 +83,48 @@ def endpoint_options(
     )
 
 
+def hosting_settings(args: ServingArgs) -> hosting.Hosting:
+    """The settings of :mod:`lambdas.hosting`'s builders, as the promote function reads them."""
+    return hosting.Hosting(
+        mode=args.endpoint_mode,
+        serverless_memory_mb=args.serverless_memory_mb,
+        serverless_max_concurrency=args.serverless_max_concurrency,
+        instance_type=args.endpoint_instance_type,
+        instance_count=args.endpoint_instance_count,
+        capture=args.endpoint_mode == "instance",  # the promote function's "auto"
+        capture_sample_percent=args.capture_sample_percent,
+        canary_percent=args.canary_percent,
+        rollback_alarm_names=tuple(args.rollback_alarm_names),
+        autoscaling_min=args.autoscaling_min,
+        autoscaling_max=args.autoscaling_max,
+        autoscaling_target=float(args.autoscaling_target),
+    )
+
+
+# boto3 names whose pulumi_aws argument is not their snake_case
+_PULUMI_NAMES = {"KmsKeyId": "kms_key_arn"}  # an endpoint config's volume key
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def pulumi_args(request: dict[str, Any]) -> dict[str, Any]:
+    """A boto3 request of :mod:`lambdas.hosting` as pulumi_aws arguments (snake_case keys).
+
+    Top-level keys may be renamed (:data:`_PULUMI_NAMES`); nested keys are snake_case.
+    """
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {_snake(k): convert(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        return value
+
+    return {_PULUMI_NAMES.get(k, _snake(k)): convert(v) for k, v in request.items()}
+
+
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -131,34 +175,16 @@ class Serving(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
 
-        variant: dict[str, Any] = {"variant_name": VARIANT_NAME, "model_name": self.model.name}
-        config_extra: dict[str, Any] = {}
-        if instance:
-            variant.update(
-                instance_type=args.endpoint_instance_type,
-                initial_instance_count=args.endpoint_instance_count,
-                initial_variant_weight=1.0,
+        settings = hosting_settings(args)
+        config = pulumi_args(
+            hosting.endpoint_config(
+                settings,
+                self.model.name,
+                kms_key_arn=args.kms_key_arn,
+                capture_bucket=args.capture_bucket,
             )
-            # Serverless endpoints support neither data capture nor a volume key.
-            config_extra = {
-                "kms_key_arn": args.kms_key_arn,
-                "data_capture_config": {
-                    "enable_capture": True,
-                    "initial_sampling_percentage": args.capture_sample_percent,
-                    "destination_s3_uri": f"s3://{args.capture_bucket}",
-                    "kms_key_id": args.kms_key_arn,
-                    "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
-                    "capture_content_type_header": {
-                        "csv_content_types": ["text/csv"],
-                        "json_content_types": ["application/json"],
-                    },
-                },
-            }
-        else:
-            variant["serverless_config"] = {
-                "memory_size_in_mb": args.serverless_memory_mb,
-                "max_concurrency": args.serverless_max_concurrency,
-            }
+        )
+        (variant,) = config["production_variants"]
         spec = {
             "variant": {k: v for k, v in variant.items() if k != "model_name"},
             "url": args.pinned_model_data_url,
@@ -167,61 +193,29 @@ class Serving(pulumi.ComponentResource):
         self.endpoint_config = aws.sagemaker.EndpointConfiguration(
             f"{name}-pinned-config",
             name=f"{n.prefix}-pinned-{_digest(spec)}",
-            production_variants=[variant],  # type: ignore[list-item]
-            **config_extra,
+            **config,
             opts=child,
         )
 
-        deployment: dict[str, Any] | None = None
-        if instance:
-            deployment = {
-                "blue_green_update_policy": {
-                    "traffic_routing_configuration": {
-                        "type": "CANARY",
-                        "canary_size": {"type": "CAPACITY_PERCENT", "value": args.canary_percent},
-                        "wait_interval_in_seconds": 600,
-                    },
-                    "termination_wait_in_seconds": 300,
-                    "maximum_execution_timeout_in_seconds": 3600,
-                },
-                "auto_rollback_configuration": {
-                    "alarms": [{"alarm_name": alarm} for alarm in args.rollback_alarm_names]
-                },
-            }
+        deployment = hosting.deployment_config(settings)
         self.endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
             name=n.endpoint,
             endpoint_config_name=self.endpoint_config.name,
-            deployment_config=deployment,  # type: ignore[arg-type]
+            deployment_config=pulumi_args(deployment) if deployment else None,  # type: ignore[arg-type]
             opts=endpoint_options(self, args.depends_on),
         )
 
         if instance:
             self.scaling_target = aws.appautoscaling.Target(
                 f"{name}-scaling-target",
-                service_namespace="sagemaker",
-                scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-                resource_id=self.endpoint.name.apply(
-                    lambda e: f"endpoint/{e}/variant/{VARIANT_NAME}"
-                ),
-                min_capacity=args.autoscaling_min,
-                max_capacity=args.autoscaling_max,
-                opts=child,
+                **pulumi_args(hosting.scaling_target(settings, n.endpoint)),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.endpoint]),
             )
+            policy = pulumi_args(hosting.scaling_policy(settings, n.endpoint))
             self.scaling_policy = aws.appautoscaling.Policy(
                 f"{name}-scaling-policy",
-                name=f"{n.prefix}-invocations-per-instance",
-                policy_type="TargetTrackingScaling",
-                service_namespace=self.scaling_target.service_namespace,
-                scalable_dimension=self.scaling_target.scalable_dimension,
-                resource_id=self.scaling_target.resource_id,
-                target_tracking_scaling_policy_configuration={
-                    "target_value": float(args.autoscaling_target),
-                    "predefined_metric_specification": {
-                        "predefined_metric_type": "SageMakerVariantInvocationsPerInstance"
-                    },
-                    "scale_in_cooldown": 300,
-                    "scale_out_cooldown": 60,
-                },
-                opts=child,
+                name=policy.pop("policy_name"),
+                **policy,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scaling_target]),
             )

@@ -36,19 +36,17 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from lambdas import constants as c
-from lambdas.common import (
+from lambdas.aws import (
     Clients,
-    Config,
-    JsonDict,
     error_code,
     error_text,
     get_json,
-    iso,
     publish_alert,
     put_json,
     read_tar_members,
-    utcnow,
 )
+from lambdas.config import Config, JsonDict
+from lambdas.handling import iso, utcnow
 
 logger = Logger(service="mlops-drift")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,33 +31,26 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from lambdas import constants as c
-from lambdas.common import (
-    BadEvent,
+from lambdas.aws import (
     Clients,
-    Config,
-    JsonDict,
     error_code,
     error_text,
-    event_kind,
-    find_champion,
-    get_json,
-    handle_event,
-    is_finite_number,
     parse_s3_uri,
     publish_alert,
     put_json,
     read_tar_members,
-    run_once,
-    utcnow,
 )
+from lambdas.config import Config, JsonDict
+from lambdas.gate import SAME_SPLIT, GateDecision, evaluate_gate
+from lambdas.handling import BadEvent, event_kind, handle_event, run_once, utcnow
+from lambdas.registry import champion_evaluation, find_champion
+from lambdas.serving import DeployError, deploy, serving_environment
 from lambdas.training import model_artifacts_uri, training_image
 
 logger = Logger(service="mlops-promote")
 
 TERMINAL_FAILURES = {"Failed", "Stopped"}
 ALL_STATUSES = {"InProgress", "Completed", "Failed", "Stopping", "Stopped"}
-_BUSY_ENDPOINT = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
-_TOLERANCE = 1e-9  # so that 0.83 - 0.82 counts as a 0.01 margin
 
 
 @dataclass(frozen=True)
@@ -69,10 +61,6 @@ class JobEvent:
     status: str | None  # None: look it up (manual request)
     failure_reason: str | None = None
     model_data_url: str | None = None
-
-
-class DeployError(RuntimeError):
-    """A deployment step failed; the endpoint was left as it was."""
 
 
 # --- event ---------------------------------------------------------------------------
@@ -104,225 +92,7 @@ def parse_job_event(event: Any, config: Config) -> JobEvent:
     )
 
 
-# --- the gate (pure) -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """The gate's verdict: every rule with whether it held and why."""
-
-    approved: bool
-    primary_metric: str
-    challenger_value: float | None
-    champion_value: float | None
-    checks: tuple[tuple[str, bool, str], ...]  # (rule, held, explanation)
-    # how the champion's value was measured: "same-split" (by the challenger's job, on
-    # the challenger's test split), "own-split" (the champion's own evaluation.json), or
-    # None (no champion, or no comparison possible)
-    comparison: str | None = None
-
-    @property
-    def reason(self) -> str:
-        if self.approved:
-            checks = list(self.checks)
-            if self.comparison is not None:  # the decisive comparison first
-                checks.sort(key=lambda check: check[0] != "beats-champion")
-            return "approved: " + "; ".join(text for _, _, text in checks)
-        return "rejected: " + "; ".join(text for _, held, text in self.checks if not held)
-
-
-def _metric(evaluation: Mapping[str, Any] | None, section: str, name: str) -> float | None:
-    value = ((evaluation or {}).get(section) or {}).get(name)
-    return float(value) if is_finite_number(value) else None
-
-
-def minority_recall(evaluation: Mapping[str, Any]) -> float | None:
-    """``metrics.minority_recall``, else recall of the rarest true class in the confusion matrix."""
-    value = _metric(evaluation, "metrics", "minority_recall")
-    if value is not None:
-        return value
-    matrix = evaluation.get("confusion_matrix")
-    if not isinstance(matrix, list) or not matrix:
-        return None
-    try:
-        rows = [[float(x) for x in row] for row in matrix]
-    except (TypeError, ValueError):
-        return None
-    support = [(sum(row), i) for i, row in enumerate(rows) if sum(row) > 0]
-    if not support:
-        return None
-    total, i = min(support)
-    return rows[i][i] / total if i < len(rows[i]) else None
-
-
-SAME_SPLIT = "same-split"
-OWN_SPLIT = "own-split"
-
-
-def same_split_champion(
-    challenger: Mapping[str, Any], metric: str, champion_package: str | None = None
-) -> tuple[float | None, str | None]:
-    """The champion's ``metric`` measured by the challenger's job on its own test split.
-
-    Returns ``(value, None)``, or ``(None, why not)``: no ``champion`` section (an older
-    job, or a first model), the job could not apply the champion (``champion.error``), the
-    metric is missing, or the section is about another package than ``champion_package``
-    (the champion changed while the job ran).
-    """
-    section = challenger.get("champion")
-    if not isinstance(section, Mapping):
-        return None, None
-    if section.get("error"):
-        return None, f"the job could not evaluate the champion: {str(section['error'])[:160]}"
-    package = section.get("package")
-    if champion_package and isinstance(package, str) and package and package != champion_package:
-        return None, f"the job evaluated {package}, not the current champion"
-    value = _metric(section, "metrics", metric)
-    if value is None:
-        return None, f"the job's champion metrics lack {metric}"
-    return value, None
-
-
-def evaluate_gate(
-    challenger: Mapping[str, Any],
-    champion: Mapping[str, Any] | None,
-    *,
-    primary_metric: str | None = None,
-    margin: float = 0.01,
-    min_minority_recall: float = 0.5,
-    champion_package: str | None = None,
-) -> GateDecision:
-    """Decide whether ``challenger`` (an evaluation.json) may replace ``champion``.
-
-    Rules (all must hold):
-
-    1. the challenger's primary metric beats the majority-class baseline's (strictly);
-    2. its balanced accuracy beats the baseline's (strictly);
-    3. its minority-class recall is at least ``min_minority_recall``;
-    4. with a champion: primary metric >= champion's + ``margin``; no champion: holds.
-       The champion's value is the one the challenger's job measured on the challenger's
-       own test split (``challenger["champion"]["metrics"]``: both models on the same
-       held-out data) when present, else the champion's own evaluation.json (its older
-       test split). ``champion_package``: the current champion's ARN; a same-split
-       measurement of another package is not used.
-
-    ``primary_metric`` overrides the challenger's own ``primary_metric``.
-    """
-    metric = primary_metric or str(challenger.get("primary_metric") or "f1")
-    value = _metric(challenger, "metrics", metric)
-    checks: list[tuple[str, bool, str]] = []
-
-    base = _metric(challenger, "baseline", metric)
-    if value is None or base is None:
-        checks.append(
-            (
-                "beats-baseline",
-                False,
-                f"{metric} missing from metrics or baseline of evaluation.json",
-            )
-        )
-    else:
-        checks.append(
-            (
-                "beats-baseline",
-                value > base,
-                f"{metric} {value:.4f} {'>' if value > base else '<='} majority-class {base:.4f}",
-            )
-        )
-
-    ba, ba_base = (_metric(challenger, s, "balanced_accuracy") for s in ("metrics", "baseline"))
-    if ba is None or ba_base is None:
-        checks.append(
-            ("balanced-accuracy", False, "balanced_accuracy missing from evaluation.json")
-        )
-    else:
-        held = ba > ba_base
-        checks.append(
-            (
-                "balanced-accuracy",
-                held,
-                f"balanced accuracy {ba:.4f} {'>' if held else '<='} majority-class {ba_base:.4f}",
-            )
-        )
-
-    recall = minority_recall(challenger)
-    if recall is None:
-        checks.append(("minority-recall", False, "minority recall not available"))
-    else:
-        held = recall >= min_minority_recall
-        checks.append(
-            (
-                "minority-recall",
-                held,
-                f"minority recall {recall:.4f} {'>=' if held else '<'} "
-                f"floor {min_minority_recall:.4f}",
-            )
-        )
-
-    champ = None
-    comparison = None
-    if champion is None:
-        checks.append(("beats-champion", True, "no champion: first model"))
-    else:
-        champ, why_not = same_split_champion(challenger, metric, champion_package)
-        if champ is not None:
-            comparison, where = SAME_SPLIT, "on the same test split"
-        else:
-            champ = _metric(champion, "metrics", metric)
-            comparison, where = OWN_SPLIT, "on the champion's own test split"
-            if why_not:
-                where += f" ({why_not})"
-        if champ is None or value is None:
-            comparison = None
-            checks.append(("beats-champion", False, f"cannot compare {metric} with the champion"))
-        else:
-            gain = value - champ
-            held = gain >= margin - _TOLERANCE
-            checks.append(
-                (
-                    "beats-champion",
-                    held,
-                    f"{metric} {value:.4f} vs champion {champ:.4f} {where} "
-                    f"({gain:+.4f} {'>=' if held else '<'} margin {margin:.4f})"
-                    + ("" if held else ": does not gain the margin"),
-                )
-            )
-    return GateDecision(
-        approved=all(held for _, held, _ in checks),
-        primary_metric=metric,
-        challenger_value=value,
-        champion_value=champ,
-        checks=tuple(checks),
-        comparison=comparison,
-    )
-
-
-# --- model registry --------------------------------------------------------------------------
-
-
-def champion_evaluation(clients: Clients, champion: Mapping[str, Any]) -> JsonDict:
-    """The champion's evaluation.json: its ModelMetrics URI, else inside its model.tar.gz."""
-    if champion.get("evaluation_uri"):
-        doc = get_json(clients.s3, *parse_s3_uri(champion["evaluation_uri"]))
-        if isinstance(doc, dict):
-            return doc
-    if champion.get("model_data_url"):
-        raw = read_tar_members(clients.s3, champion["model_data_url"], [c.EVALUATION_FILE])
-        if c.EVALUATION_FILE in raw:
-            doc = json.loads(raw[c.EVALUATION_FILE])
-            if isinstance(doc, dict):
-                return doc
-    raise ValueError(f"no readable evaluation.json for champion {champion.get('arn')}")
-
-
-def serving_environment(config: Config) -> dict[str, str]:
-    """The scikit-learn serving container's environment: ``inference.py`` from the bundle."""
-    return {
-        "SAGEMAKER_PROGRAM": "inference.py",
-        "SAGEMAKER_SUBMIT_DIRECTORY": str(config.code_s3_uri),
-        "SAGEMAKER_REGION": config.region,
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-    }
+# --- registration --------------------------------------------------------------------------
 
 
 def register_package(
@@ -381,216 +151,6 @@ def register_package(
         ],
     )
     return str(response["ModelPackageArn"])
-
-
-# --- deployment ----------------------------------------------------------------------------
-
-
-def build_endpoint_config(config: Config, name: str, model_name: str) -> JsonDict:
-    """``create_endpoint_config`` arguments (pure): serverless or instances, data capture."""
-    variant: JsonDict = {"VariantName": c.VARIANT_NAME, "ModelName": model_name}
-    request: JsonDict = {"EndpointConfigName": name, "ProductionVariants": [variant]}
-    if config.endpoint_mode == "serverless":
-        variant["ServerlessConfig"] = {
-            "MemorySizeInMB": config.serverless_memory_mb,
-            "MaxConcurrency": config.serverless_max_concurrency,
-        }
-    else:
-        variant.update(
-            InstanceType=config.endpoint_instance_type,
-            InitialInstanceCount=config.endpoint_instance_count,
-            InitialVariantWeight=1.0,
-        )
-        if config.kms_key_arn:
-            request["KmsKeyId"] = config.kms_key_arn
-    if config.capture_on:
-        config.require("capture_bucket")
-        capture: JsonDict = {
-            "EnableCapture": True,
-            "InitialSamplingPercentage": config.capture_sample_percent,
-            "DestinationS3Uri": f"s3://{config.capture_bucket}/",
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {
-                "CsvContentTypes": ["text/csv"],
-                "JsonContentTypes": ["application/json"],
-            },
-        }
-        if config.kms_key_arn:
-            capture["KmsKeyId"] = config.kms_key_arn
-        request["DataCaptureConfig"] = capture
-    request["Tags"] = [{"Key": "mlops:model", "Value": config.model_name}]
-    return request
-
-
-def build_deployment_config(config: Config) -> JsonDict | None:
-    """``DeploymentConfig`` for ``update_endpoint`` (pure); ``None`` for a plain update.
-
-    Instance endpoints: blue/green, canary of ``CANARY_PERCENT`` (at most 50 %) when there
-    are at least two instances (a canary must be at most half the fleet), else all at
-    once; auto-rollback on ``ROLLBACK_ALARM_NAMES``. Serverless: plain update.
-    """
-    if config.endpoint_mode == "serverless":
-        return None
-    if config.endpoint_instance_count >= 2:
-        routing: JsonDict = {
-            "Type": "CANARY",
-            "CanarySize": {
-                "Type": "CAPACITY_PERCENT",
-                "Value": max(1, min(50, config.canary_percent)),
-            },
-            "WaitIntervalInSeconds": 300,
-        }
-    else:
-        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
-    deployment: JsonDict = {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": routing,
-            "TerminationWaitInSeconds": 300,
-        }
-    }
-    if config.rollback_alarm_names:
-        deployment["AutoRollbackConfiguration"] = {
-            "Alarms": [{"AlarmName": name} for name in config.rollback_alarm_names]
-        }
-    return deployment
-
-
-def _describe_endpoint(clients: Clients, name: str) -> JsonDict | None:
-    try:
-        return dict(clients.sagemaker.describe_endpoint(EndpointName=name))
-    except ClientError as exc:
-        if error_code(exc) == "ValidationException" and "Could not find" in str(exc):
-            return None
-        raise
-
-
-def _ensure_model(config: Config, clients: Clients, name: str, model_data_url: str) -> None:
-    try:
-        clients.sagemaker.describe_model(ModelName=name)
-        return  # a retried promotion: the same job's model is already there
-    except ClientError as exc:
-        if error_code(exc) != "ValidationException":
-            raise
-    request: JsonDict = {
-        "ModelName": name,
-        "PrimaryContainer": {
-            "Image": config.serving_image_uri or training_image(config),
-            "ModelDataUrl": model_data_url,
-            "Environment": serving_environment(config),
-        },
-        "ExecutionRoleArn": config.role_arn,
-        "Tags": [{"Key": "mlops:model", "Value": config.model_name}],
-    }
-    if config.endpoint_mode == "instance" and config.subnet_ids and config.security_group_ids:
-        request["VpcConfig"] = {
-            "Subnets": list(config.subnet_ids),
-            "SecurityGroupIds": list(config.security_group_ids),
-        }
-    clients.sagemaker.create_model(**request)
-
-
-def ensure_autoscaling(config: Config, clients: Clients) -> str:
-    """Register the instance variant with application auto scaling, unless it is already.
-
-    A variant that already has a scaling policy (registered by an earlier promotion, or
-    by Pulumi for a pinned endpoint) is left alone, so the two owners never fight.
-    Returns ``"registered"``, ``"present"``, ``"not-applicable"`` (serverless) or
-    ``"deferred: <why>"`` (e.g. the endpoint is still being created; the next promotion
-    registers it).
-    """
-    if config.endpoint_mode != "instance":
-        return "not-applicable"
-    resource = f"endpoint/{config.endpoint_name}/variant/{c.VARIANT_NAME}"
-    dimension = "sagemaker:variant:DesiredInstanceCount"
-    try:
-        existing = clients.autoscaling.describe_scaling_policies(
-            ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=dimension
-        )
-        if existing.get("ScalingPolicies"):
-            return "present"
-        clients.autoscaling.register_scalable_target(
-            ServiceNamespace="sagemaker",
-            ResourceId=resource,
-            ScalableDimension=dimension,
-            MinCapacity=config.autoscaling_min,
-            MaxCapacity=config.autoscaling_max,
-        )
-        clients.autoscaling.put_scaling_policy(
-            PolicyName=f"{config.endpoint_name}-invocations-per-instance",
-            ServiceNamespace="sagemaker",
-            ResourceId=resource,
-            ScalableDimension=dimension,
-            PolicyType="TargetTrackingScaling",
-            TargetTrackingScalingPolicyConfiguration={
-                "TargetValue": config.autoscaling_target,
-                "PredefinedMetricSpecification": {
-                    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
-                },
-                "ScaleInCooldown": 300,
-                "ScaleOutCooldown": 60,
-            },
-        )
-    except ClientError as exc:
-        logger.warning(f"autoscaling deferred: {error_text(exc)}")
-        return f"deferred: {error_text(exc)}"
-    return "registered"
-
-
-def deploy(config: Config, clients: Clients, *, job_name: str, model_data_url: str) -> JsonDict:
-    """Serve ``model_data_url``: new model + endpoint config, then create or update the endpoint.
-
-    Returns ``{"endpoint", "endpoint_config", "model_name", "action", "autoscaling"}``
-    (``action``: ``"created"`` or ``"updated"``).
-
-    Raises
-    ------
-    DeployError
-        Naming the failed step; the endpoint still runs the config it had.
-    """
-    config.require("endpoint_name", "role_arn", "code_s3_uri")
-    endpoint = config.endpoint_name or ""
-    model_name = job_name  # jobs are unique per model, so is this
-    endpoint_config = f"{job_name[:56]}-{secrets.token_hex(3)}"
-    step = "describe_endpoint"
-    try:
-        current = _describe_endpoint(clients, endpoint)
-        if current and current.get("EndpointStatus") in _BUSY_ENDPOINT:
-            raise DeployError(
-                f"endpoint {endpoint} is {current['EndpointStatus']}: cannot update it now"
-            )
-        step = "create_model"
-        _ensure_model(config, clients, model_name, model_data_url)
-        step = "create_endpoint_config"
-        clients.sagemaker.create_endpoint_config(
-            **build_endpoint_config(config, endpoint_config, model_name)
-        )
-        if current is None:
-            step = "create_endpoint"
-            clients.sagemaker.create_endpoint(
-                EndpointName=endpoint,
-                EndpointConfigName=endpoint_config,
-                Tags=[{"Key": "mlops:model", "Value": config.model_name}],
-            )
-            action = "created"
-        else:
-            step = "update_endpoint"
-            deployment = build_deployment_config(config)
-            extra = {"DeploymentConfig": deployment} if deployment else {}
-            clients.sagemaker.update_endpoint(
-                EndpointName=endpoint, EndpointConfigName=endpoint_config, **extra
-            )
-            action = "updated"
-    except DeployError:
-        raise
-    except Exception as exc:
-        raise DeployError(f"{step} failed: {error_text(exc)}") from exc
-    return {
-        "endpoint": endpoint,
-        "endpoint_config": endpoint_config,
-        "model_name": model_name,
-        "action": action,
-        "autoscaling": ensure_autoscaling(config, clients),
-    }
 
 
 # --- promotion -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Start a training job when new data lands, on a schedule, on drift, or on request.
 
-``handler(event, context)`` accepts four EventBridge events and nothing else:
+``handler(event, context)`` accepts four EventBridge events (:mod:`lambdas.triggers`) and
+nothing else:
 
 - ``aws.s3`` / ``Object Created`` for a ``.csv`` / ``.parquet`` key under ``incoming/`` of
   the raw bucket;
@@ -19,7 +20,8 @@ Guards, in order: (1) a data version (sha256 over the keys and ETags of everythi
 training job per model is in flight: a running job found with ``list_training_jobs`` (or
 a running EC2 training host), or a lock held in the same DynamoDB table, makes the trigger
 ``skipped``: recorded in the table (``skipped#<model>#...``) and not remembered as done,
-so the next trigger trains on everything under ``incoming/``, including this data.
+so the next trigger trains on everything under ``incoming/``, including this data
+(:mod:`lambdas.inflight`).
 
 The job gets the champion (the latest Approved package) as input channel ``champion`` and
 evaluates it on its own test split, so the promotion gate compares both models on the
@@ -29,287 +31,31 @@ same held-out data; the champion is recorded in ``lineage/<job>.json``.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from lambdas import constants as c
-from lambdas.common import (
-    BadEvent,
-    Clients,
-    Config,
-    JsonDict,
-    error_code,
-    error_text,
-    event_kind,
-    find_champion,
-    handle_event,
-    iso,
-    list_incoming,
-    make_job_name,
-    put_json,
-    run_once,
-    utcnow,
+from lambdas.aws import Clients, error_text, put_json
+from lambdas.config import Config, JsonDict, make_job_name
+from lambdas.handling import handle_event, iso, run_once, utcnow
+from lambdas.incoming import data_version as compute_data_version
+from lambdas.incoming import list_incoming
+from lambdas.inflight import (
+    TrainingInFlight,
+    acquire_lock,
+    find_inflight_jobs,
+    record_skipped,
+    release_lock,
 )
-from lambdas.common import data_version as compute_data_version
+from lambdas.registry import find_champion
 from lambdas.training import build_ec2_launch, build_training_request, champion_model_uri
+from lambdas.triggers import Trigger, parse_trigger
 
 logger = Logger(service="mlops-retrain")
-
-DATA_SUFFIXES = (".csv", ".parquet")
-LOCK_GRACE_SECONDS = 900  # a lock whose job cannot be found is young for this long
-SKIPPED_TTL_DAYS = 30
-_ACTIVE_EC2_STATES = ["pending", "running", "stopping"]
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """Why a retrain was asked for: ``kind`` becomes the ``mlops:trigger`` tag."""
-
-    kind: str  # "s3" | "schedule" | "drift" | "manual"
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    force: bool = False
-
-    def as_dict(self) -> JsonDict:
-        return {"kind": self.kind, **self.detail}
-
-
-class TrainingInFlight(RuntimeError):
-    """Another training job of this model is running (or being started)."""
-
-    def __init__(self, running: str) -> None:
-        super().__init__(running)
-        self.running = running
-
-
-# --- event ----------------------------------------------------------------------------
-
-
-def parse_trigger(event: Any, config: Config) -> Trigger:
-    """The :class:`Trigger` an event asks for; pure (no AWS call).
-
-    Raises
-    ------
-    BadEvent
-        With the reason the event is not accepted.
-    """
-    source, detail_type, detail = event_kind(event)
-    meta = {k: event[k] for k in ("id", "time") if isinstance(event.get(k), str)}
-    if (source, detail_type) == ("aws.s3", "Object Created"):
-        bucket = (detail.get("bucket") or {}).get("name")
-        obj = detail.get("object") or {}
-        key = obj.get("key")
-        if not isinstance(bucket, str) or not isinstance(key, str):
-            raise BadEvent("S3 event has no detail.bucket.name / detail.object.key")
-        if bucket != config.raw_bucket:
-            raise BadEvent(
-                f"S3 event for bucket {bucket!r}, not the raw bucket {config.raw_bucket!r}"
-            )
-        if not key.startswith(c.INCOMING_PREFIX):
-            raise BadEvent(f"S3 key {key!r} is not under {c.INCOMING_PREFIX}")
-        if not key.lower().endswith(DATA_SUFFIXES):
-            raise BadEvent(f"S3 key {key!r} is not a .csv or .parquet file")
-        return Trigger("s3", {**meta, "bucket": bucket, "key": key})
-    if (source, detail_type) == ("aws.events", "Scheduled Event"):
-        resources = event.get("resources") or []
-        rule = resources[0] if isinstance(resources, list) and resources else None
-        return Trigger("schedule", {**meta, "rule": rule})
-    if (source, detail_type) == ("aws.cloudwatch", "CloudWatch Alarm State Change"):
-        alarm = detail.get("alarmName")
-        state = (detail.get("state") or {}).get("value")
-        if not config.drift_alarm_name:
-            raise BadEvent(f"alarm event for {alarm!r} but {c.DRIFT_ALARM_NAME} is not set")
-        if alarm != config.drift_alarm_name:
-            raise BadEvent(f"alarm {alarm!r} is not the drift alarm {config.drift_alarm_name!r}")
-        if state != "ALARM":
-            raise BadEvent(f"drift alarm went to {state!r}, not ALARM: nothing to do")
-        return Trigger("drift", {**meta, "alarm": alarm})
-    if (source, detail_type) == (c.EVENT_SOURCE, c.RETRAIN_REQUEST):
-        model = detail.get("model")
-        if model is None:
-            raise BadEvent(
-                f"RetrainRequest has no detail.model: name the model to retrain "
-                f"({config.model_name!r})"
-            )
-        if model != config.model_name:
-            raise BadEvent(
-                f"RetrainRequest is for model {model!r}, not {config.model_name!r}: "
-                "another stack's request"
-            )
-        force = detail.get("force", False)
-        if not isinstance(force, bool):
-            raise BadEvent("RetrainRequest detail.force must be true or false")
-        extra = {k: str(detail[k])[:256] for k in ("reason", "requested_by") if k in detail}
-        return Trigger("manual", {**meta, "model": model, **extra}, force=force)
-    raise BadEvent(f"unsupported event {source!r} / {detail_type!r}")
-
-
-# --- in-flight guard --------------------------------------------------------------------
-
-
-def find_inflight_jobs(config: Config, clients: Clients) -> list[str]:
-    """Names of this model's running training jobs (SageMaker, and EC2 hosts if used)."""
-    running: list[str] = []
-    pattern = config.job_name_pattern
-    paginator = clients.sagemaker.get_paginator("list_training_jobs")
-    for page in paginator.paginate(StatusEquals="InProgress", NameContains=f"{config.model_name}-"):
-        running += [
-            j["TrainingJobName"]
-            for j in page.get("TrainingJobSummaries", [])
-            if pattern.match(j["TrainingJobName"])
-        ]
-    if config.training_backend == "ec2":
-        running += _ec2_jobs(clients, [{"Name": "tag:mlops:model", "Values": [config.model_name]}])
-    return sorted(set(running))
-
-
-def _ec2_jobs(
-    clients: Clients, filters: list[JsonDict], states: list[str] | None = None
-) -> list[str]:
-    """``mlops:job`` tags of the training hosts matching ``filters`` in ``states``."""
-    states = _ACTIVE_EC2_STATES if states is None else states
-    filters = [*filters, {"Name": "instance-state-name", "Values": states}]
-    jobs = []
-    for page in clients.ec2.get_paginator("describe_instances").paginate(Filters=filters):
-        for reservation in page.get("Reservations", []):
-            for instance in reservation.get("Instances", []):
-                tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-                jobs.append(tags.get("mlops:job", instance["InstanceId"]))
-    return jobs
-
-
-def _job_active(config: Config, clients: Clients, job_name: str, backend: str) -> bool | None:
-    """True/False when the job's state is known, None when the job cannot be found."""
-    if backend == "ec2":
-        by_job = [{"Name": "tag:mlops:job", "Values": [job_name]}]
-        if _ec2_jobs(clients, by_job):
-            return True
-        return (
-            False
-            if _ec2_jobs(clients, by_job, ["shutting-down", "terminated", "stopped"])
-            else None
-        )
-    try:
-        status = clients.sagemaker.describe_training_job(TrainingJobName=job_name)
-    except ClientError as exc:
-        if error_code(exc) in {"ValidationException", "ResourceNotFound"}:
-            return None
-        raise
-    return status["TrainingJobStatus"] in {"InProgress", "Stopping"}
-
-
-def _lock_id(config: Config) -> str:
-    return f"inflight#{config.model_name}"
-
-
-def _acquire_lock(config: Config, clients: Clients, job_name: str, now: datetime) -> None:
-    """Take the model's training lock for ``job_name`` or raise :class:`TrainingInFlight`.
-
-    The lock closes the race that ``list_training_jobs`` leaves open (several files of
-    one upload arriving at once): a conditional write in the idempotency table. A lock
-    is free when its job is no longer running, or cannot be found and is older than
-    :data:`LOCK_GRACE_SECONDS`, or has expired.
-    """
-    assert config.idempotency_table is not None  # checked by start_training
-    ddb, table, key = clients.dynamodb, config.idempotency_table, _lock_id(config)
-    epoch = int(now.timestamp())
-    item = {
-        "id": {"S": key},
-        "job_name": {"S": job_name},
-        "backend": {"S": config.training_backend},
-        "acquired_at": {"N": str(epoch)},
-        "expiration": {"N": str(epoch + config.training_max_seconds + 3600)},
-    }
-    current = ddb.get_item(TableName=table, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
-    if current is None:
-        condition: JsonDict = {"ConditionExpression": "attribute_not_exists(id)"}
-    else:
-        holder = current["job_name"]["S"]
-        age = epoch - int(current["acquired_at"]["N"])
-        expired = int(current["expiration"]["N"]) < epoch
-        active = _job_active(config, clients, holder, current.get("backend", {}).get("S", ""))
-        if not expired and (active or (active is None and age < LOCK_GRACE_SECONDS)):
-            raise TrainingInFlight(holder)
-        condition = {
-            "ConditionExpression": "job_name = :holder",
-            "ExpressionAttributeValues": {":holder": {"S": holder}},
-        }
-    try:
-        ddb.put_item(TableName=table, Item=item, **condition)
-    except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            raise TrainingInFlight("another trigger is starting a job") from None
-        raise
-
-
-def _release_lock(config: Config, clients: Clients, job_name: str) -> None:
-    try:
-        clients.dynamodb.delete_item(
-            TableName=config.idempotency_table,
-            Key={"id": {"S": _lock_id(config)}},
-            ConditionExpression="job_name = :job",
-            ExpressionAttributeValues={":job": {"S": job_name}},
-        )
-    except ClientError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
-
-
-def record_skipped(
-    config: Config, clients: Clients, trigger: Trigger, version: str, running: str, now: datetime
-) -> str:
-    """Remember a trigger that arrived during a running job; returns the record id."""
-    record_id = f"skipped#{config.model_name}#{iso(now)}#{secrets.token_hex(3)}"
-    expiry = int((now + timedelta(days=SKIPPED_TTL_DAYS)).timestamp())
-    clients.dynamodb.put_item(
-        TableName=config.idempotency_table,
-        Item={
-            "id": {"S": record_id},
-            "recorded_at": {"S": iso(now)},
-            "trigger": {"S": trigger.kind},
-            "data_version": {"S": version},
-            "running_job": {"S": running},
-            "expiration": {"N": str(expiry)},
-        },
-    )
-    return record_id
-
-
-def list_skipped_triggers(config: Config, clients: Clients) -> list[JsonDict]:
-    """Triggers skipped because a job was running, newest first (for ``mlops status``).
-
-    Each: ``{"id", "recorded_at", "trigger", "data_version", "running_job"}``.
-    """
-    config.require("idempotency_table")
-    items: list[JsonDict] = []
-    paginator = clients.dynamodb.get_paginator("scan")
-    for page in paginator.paginate(
-        TableName=config.idempotency_table,
-        FilterExpression="begins_with(id, :p)",
-        ExpressionAttributeValues={":p": {"S": f"skipped#{config.model_name}#"}},
-    ):
-        for item in page.get("Items", []):
-            items.append({k: v.get("S", v.get("N")) for k, v in item.items() if k != "expiration"})
-    return sorted(items, key=lambda i: i["id"], reverse=True)
-
-
-def training_status(config: Config, clients: Clients) -> JsonDict:
-    """What ``mlops status`` shows about training: running jobs, the lock, skipped triggers."""
-    config.require("idempotency_table")
-    lock = clients.dynamodb.get_item(
-        TableName=config.idempotency_table, Key={"id": {"S": _lock_id(config)}}
-    ).get("Item")
-    return {
-        "in_flight": find_inflight_jobs(config, clients),
-        "lock": {k: v.get("S", v.get("N")) for k, v in lock.items()} if lock else None,
-        "skipped": list_skipped_triggers(config, clients),
-    }
-
 
 # --- starting a job ------------------------------------------------------------------------
 
@@ -324,7 +70,7 @@ def submit_job(
 ) -> str:
     """Submit to the configured backend; returns the job's ARN or the instance id.
 
-    ``champion`` (:func:`lambdas.common.find_champion`) becomes the job's ``champion``
+    ``champion`` (:func:`lambdas.registry.find_champion`) becomes the job's ``champion``
     channel: the job evaluates it on the challenger's own test split.
     """
     if config.training_backend == "ec2":
@@ -414,7 +160,7 @@ def start_training(
         if running:
             raise TrainingInFlight(running[0])
         job_name = make_job_name(config.model_name, now, version)
-        _acquire_lock(config, clients, job_name, now)
+        acquire_lock(config, clients, job_name, now)
         try:
             champion, champion_record = champion_for_training(config, clients)
             lineage = put_json(
@@ -433,7 +179,7 @@ def start_training(
             )
             resource = submit_job(config, clients, job_name, version, trigger, champion)
         except Exception:
-            _release_lock(config, clients, job_name)
+            release_lock(config, clients, job_name)
             raise
         return {
             "status": "started",

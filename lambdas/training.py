@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lambdas import constants as c
-from lambdas.common import Config, ConfigError, JsonDict
+from lambdas.config import Config, ConfigError, JsonDict
 
 # sagemaker-scikit-learn framework images: ECR registry account per region
 # (the same accounts for every framework version; from the SageMaker Python SDK's
@@ -164,13 +164,13 @@ def build_training_request(
     config : Config
         Needs the artifacts and raw buckets, the SageMaker role and the code bundle URI.
     job_name : str
-        See :func:`lambdas.common.make_job_name`.
+        See :func:`lambdas.config.make_job_name`.
     data_version : str
-        sha256 of the training data (see :func:`lambdas.common.data_version`).
+        sha256 of the training data (see :func:`lambdas.incoming.data_version`).
     trigger : str
         ``"s3"``, ``"schedule"``, ``"drift"`` or ``"manual"``; becomes a tag.
     champion : dict, optional
-        The champion (:func:`lambdas.common.find_champion`). Its ``model.tar.gz`` becomes
+        The champion (:func:`lambdas.registry.find_champion`). Its ``model.tar.gz`` becomes
         input channel ``champion`` (the job evaluates it on the challenger's test split)
         and its ARN hyperparameter ``champion-package``. ``None``: first model, no channel.
     """

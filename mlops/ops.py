@@ -17,8 +17,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas import constants as c
-from lambdas import drift, promote, retrain
-from lambdas.common import Clients, Config
+from lambdas import drift, inflight, promote, retrain
+from lambdas.aws import Clients
+from lambdas.config import Config
 from mlops.target import Target
 
 DATA_SUFFIXES = (".csv", ".parquet")
@@ -199,7 +200,7 @@ def drift_scores(target: Target) -> dict[str, float]:
 
 def training_guards(target: Target) -> dict[str, Any]:
     config, clients = _config(target)
-    return retrain.training_status(config, clients)
+    return inflight.training_status(config, clients)
 
 
 def predict(

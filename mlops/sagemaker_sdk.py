@@ -30,7 +30,8 @@ The job name, lineage and guards stay the caller's business: use ``mlops train``
 
 Example
 -------
->>> from lambdas.common import Config, make_job_name, utcnow
+>>> from lambdas.config import Config, make_job_name
+>>> from lambdas.handling import utcnow
 >>> import os
 >>> config = Config.from_env(os.environ)
 >>> name = make_job_name(config.model_name, utcnow(), data_version)
@@ -42,7 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lambdas.common import Config
+from lambdas.config import Config
 from lambdas.training import build_training_request
 
 
@@ -84,7 +85,7 @@ def submit_with_sdk(
         Defaults to sagemaker-core's (the default boto3 session; ``AWS_ENDPOINT_URL``
         applies, so this works against the local cloud's moto server too).
     champion : dict, optional
-        :func:`lambdas.common.find_champion`'s result: its model becomes the job's
+        :func:`lambdas.registry.find_champion`'s result: its model becomes the job's
         ``champion`` channel, as in :func:`lambdas.training.build_training_request`.
     """
     training_job, _ = _sagemaker_core()

@@ -29,7 +29,8 @@ from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from lambdas import constants as c
-from lambdas.common import Clients, Config, client
+from lambdas.aws import Clients, client
+from lambdas.config import Config
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"

@@ -54,6 +54,7 @@ from infra.preview import (
     install_mocks,
 )
 from lambdas import constants as c
+from lambdas import hosting
 
 ACCOUNT = MOCK_ACCOUNT_ID
 STACKS = ["dev", "prod"]
@@ -487,6 +488,18 @@ def test_pinned_prod_endpoint_captures_with_kms_and_ignores_promotions() -> None
     sagemaker = role_statements(run, f"{prefix(run)}-sagemaker")
     pinned_read = next(s for s in sagemaker if s.get("Sid") == "ReadPinnedModel")
     assert pinned_read["Resource"] == ["arn:aws:s3:::pinned-models-bucket/fraud/model.tar.gz"]
+
+
+def test_pinned_endpoint_deploys_like_the_promote_handler() -> None:
+    # one source: lambdas.hosting builds the deployment for Pulumi and for promotions
+    run = pinned("prod")
+    deployment = one(run, T_ENDPOINT).inputs["deploymentConfig"]
+    policy = deployment["blueGreenUpdatePolicy"]
+    assert policy["trafficRoutingConfiguration"]["waitIntervalInSeconds"] == (
+        hosting.CANARY_WAIT_SECONDS
+    )
+    assert policy["terminationWaitInSeconds"] == hosting.TERMINATION_WAIT_SECONDS
+    assert policy["maximumExecutionTimeoutInSeconds"] == hosting.MAX_DEPLOYMENT_SECONDS
 
 
 def test_pinned_dev_endpoint_is_serverless_without_capture_or_guardrails() -> None:

@@ -3,7 +3,7 @@
 A champion is trained on data A; after drift a challenger is trained on shifted data B with
 the champion's model (``--champion`` / ``SM_CHANNEL_CHAMPION``). ``evaluation.json``
 then holds the champion's metrics on the challenger's test rows, which the promotion gate
-compares with (``lambdas.promote.evaluate_gate``). A champion that cannot be loaded or
+compares with (``lambdas.gate.evaluate_gate``). A champion that cannot be loaded or
 applied never fails the job: ``champion.error`` says why.
 """
 

@@ -29,7 +29,7 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
 )
 
 from lambdas import constants as c
-from lambdas import drift, promote
+from lambdas import drift, serving
 
 JOB = job_name("20240501-120000", "0000000a")
 
@@ -48,7 +48,7 @@ DRIFTED = [[80, "enterprise"]] * 20
 
 def _deploy_champion(stack: Stack) -> None:
     url = write_model_artifacts(stack, JOB, evaluation())
-    promote.deploy(stack.config, stack.clients, job_name=JOB, model_data_url=url)
+    serving.deploy(stack.config, stack.clients, job_name=JOB, model_data_url=url)
 
 
 def _capture_line(rows: list[list[Any]], encoding: str = "CSV") -> str:
@@ -224,7 +224,7 @@ def test_json_and_base64_captures_are_read(
 
 def test_missing_baseline_is_a_clear_outcome(stack: Stack, lambda_context: Any) -> None:
     url = write_model_artifacts(stack, JOB, evaluation(), baseline_doc=b"not json")
-    promote.deploy(stack.config, stack.clients, job_name=JOB, model_data_url=url)
+    serving.deploy(stack.config, stack.clients, job_name=JOB, model_data_url=url)
     _put_capture(stack, "00-01-000-a", [_capture_line(LIKE_TRAINING)])
 
     outcome = drift.handler(load_event("scheduled_event"), lambda_context)
@@ -294,7 +294,7 @@ def test_state_read_denied_counts_as_first_run_only_when_asked() -> None:
 
     from botocore.exceptions import ClientError
 
-    from lambdas.common import get_json
+    from lambdas.aws import get_json
 
     denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetObject")
     s3 = mock.Mock()

@@ -34,8 +34,8 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
 )
 
 from lambdas import constants as c
-from lambdas import promote
-from lambdas.common import parse_s3_uri
+from lambdas import gate, promote, registry, serving
+from lambdas.aws import parse_s3_uri
 
 JOB_1 = job_name("20240501-120000", "0000000a")
 JOB_2 = job_name("20240502-120000", "0000000b")
@@ -111,7 +111,7 @@ def test_first_instance_endpoint_gets_capture_and_autoscaling(
         EndpointConfigName=outcome["endpoint_config"]
     )
     capture = config["DataCaptureConfig"]
-    assert capture["DestinationS3Uri"] == "s3://mlops-capture/"
+    assert capture["DestinationS3Uri"] == "s3://mlops-capture"
     assert capture["KmsKeyId"] == stack.env[c.KMS_KEY_ARN]
     assert [o["CaptureMode"] for o in capture["CaptureOptions"]] == ["Input", "Output"]
     targets = stack.clients.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")
@@ -125,7 +125,7 @@ def test_first_instance_endpoint_gets_capture_and_autoscaling(
     )
     # and a second promotion leaves the existing policy alone
     config, _ = stack.with_env(**{c.ENDPOINT_MODE: "instance"})
-    assert promote.ensure_autoscaling(config, stack.clients) == "present"
+    assert serving.ensure_autoscaling(config, stack.clients) == "present"
 
 
 # --- the gate ------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_better_challenger_updates_the_endpoint_blue_green(
         {"AlarmName": "churn-latency"},
     ]
     # and the new package is the champion now
-    champion = promote.find_champion(stack.config, stack.clients)
+    champion = registry.find_champion(stack.config, stack.clients)
     assert champion is not None and champion["model_data_url"].endswith(
         f"{JOB_2}/output/model.tar.gz"
     )
@@ -234,7 +234,7 @@ def test_update_failure_keeps_the_champion_serving_and_alerts(
     assert alert["job"] == JOB_2
     assert "pending update" in alert["reason"]
     assert alert["serving"].startswith("unchanged")
-    champion = promote.find_champion(stack.config, stack.clients)
+    champion = registry.find_champion(stack.config, stack.clients)
     assert champion is not None and JOB_1 in champion["model_data_url"]
 
 
@@ -393,7 +393,7 @@ def test_malformed_events_are_rejected_and_nothing_is_created(
 def test_gate_rules(
     challenger: dict, champion: dict | None, approved: bool, failing: set[str]
 ) -> None:
-    decision = promote.evaluate_gate(challenger, champion, margin=0.01, min_minority_recall=0.5)
+    decision = gate.evaluate_gate(challenger, champion, margin=0.01, min_minority_recall=0.5)
 
     assert decision.approved is approved
     assert {rule for rule, held, _ in decision.checks if not held} == failing
@@ -402,9 +402,9 @@ def test_gate_rules(
 def test_gate_falls_back_to_the_confusion_matrix_for_minority_recall() -> None:
     doc = evaluation(minority_recall=None, confusion_matrix=[[90, 0], [6, 4]])
 
-    decision = promote.evaluate_gate(doc, None, min_minority_recall=0.5)
+    decision = gate.evaluate_gate(doc, None, min_minority_recall=0.5)
 
-    assert promote.minority_recall(doc) == pytest.approx(0.4)
+    assert gate.minority_recall(doc) == pytest.approx(0.4)
     assert not decision.approved
 
 
@@ -414,7 +414,7 @@ def test_gate_uses_the_configured_primary_metric() -> None:
     champion = evaluation(f1=0.70)
     champion["metrics"]["roc_auc"] = 0.85
 
-    decision = promote.evaluate_gate(challenger, champion, primary_metric="roc_auc")
+    decision = gate.evaluate_gate(challenger, champion, primary_metric="roc_auc")
 
     assert decision.primary_metric == "roc_auc"
     assert not decision.approved
@@ -450,10 +450,8 @@ def test_gate_compares_on_the_same_test_split_when_the_job_measured_the_champion
     challenger = _measured(evaluation(f1=0.80), same_split)
     champion = evaluation(f1=own_split)
 
-    decision = promote.evaluate_gate(
-        challenger, champion, margin=0.01, champion_package=CHAMPION_ARN
-    )
-    fallback = promote.evaluate_gate(evaluation(f1=0.80), champion, margin=0.01)
+    decision = gate.evaluate_gate(challenger, champion, margin=0.01, champion_package=CHAMPION_ARN)
+    fallback = gate.evaluate_gate(evaluation(f1=0.80), champion, margin=0.01)
 
     assert decision.approved is approved
     assert decision.comparison == "same-split"
@@ -479,7 +477,7 @@ def test_gate_falls_back_to_the_champions_own_split(section: Any, why: str | Non
     if section is not None:
         challenger = _measured(challenger, None, **section)
 
-    decision = promote.evaluate_gate(
+    decision = gate.evaluate_gate(
         challenger, evaluation(f1=0.75), margin=0.01, champion_package=CHAMPION_ARN
     )
 
@@ -493,7 +491,7 @@ def test_gate_falls_back_to_the_champions_own_split(section: Any, why: str | Non
 
 
 def test_first_model_has_no_comparison_even_with_a_champion_section() -> None:
-    decision = promote.evaluate_gate(_measured(evaluation(f1=0.80), 0.9), None)
+    decision = gate.evaluate_gate(_measured(evaluation(f1=0.80), 0.9), None)
 
     assert decision.approved and decision.comparison is None
     assert "no champion: first model" in decision.reason
@@ -505,7 +503,7 @@ def test_promotion_records_the_same_split_comparison(
     stack = update_endpoint_standin
     # given a champion whose own evaluation says f1 0.93
     _promote(stack, lambda_context, JOB_1, evaluation(f1=0.93))
-    champion = promote.find_champion(stack.config, stack.clients)
+    champion = registry.find_champion(stack.config, stack.clients)
     assert champion is not None
     # and a challenger whose job scored that champion at 0.62 on the new test split
     challenger = evaluation(f1=0.80)
@@ -552,7 +550,7 @@ def test_same_split_metrics_need_no_readable_champion_evaluation(
 ) -> None:
     stack = update_endpoint_standin
     _promote(stack, lambda_context, JOB_1, evaluation(f1=0.93))
-    champion = promote.find_champion(stack.config, stack.clients)
+    champion = registry.find_champion(stack.config, stack.clients)
     assert champion is not None
     # the champion's own evaluation is gone (copy and model.tar.gz)
     for uri in (champion["evaluation_uri"], champion["model_data_url"]):
@@ -590,7 +588,7 @@ def test_deployment_config(
         }
     )
 
-    deployment = promote.build_deployment_config(config)
+    deployment = serving.build_deployment_config(config)
 
     if expected is None:
         assert deployment is None

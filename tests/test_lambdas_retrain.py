@@ -31,8 +31,8 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
 )
 
 from lambdas import constants as c
-from lambdas import retrain
-from lambdas.common import utcnow
+from lambdas import inflight, retrain, triggers
+from lambdas.handling import utcnow
 
 
 def _tags(stack: Stack, job: str) -> dict[str, str]:
@@ -167,7 +167,7 @@ def test_forced_manual_request_retrains_unchanged_data(stack: Stack, lambda_cont
     outcome = retrain.start_training(
         stack.config,
         stack.clients,
-        retrain.parse_trigger(event, stack.config),
+        triggers.parse_trigger(event, stack.config),
         now=utcnow() + timedelta(seconds=5),  # a job name of its own
     )
 
@@ -193,7 +193,7 @@ def test_trigger_during_a_running_job_is_recorded_skipped_then_picked_up(
     assert skipped["status"] == "skipped"
     assert skipped["running_job"] == running
     assert training_jobs(stack) == [running]
-    status = retrain.training_status(stack.config, stack.clients)
+    status = inflight.training_status(stack.config, stack.clients)
     assert status["in_flight"] == [running]
     assert [s["data_version"] for s in status["skipped"]] == [skipped["data_version"]]
     assert status["skipped"][0]["trigger"] == "s3"
@@ -203,7 +203,7 @@ def test_trigger_during_a_running_job_is_recorded_skipped_then_picked_up(
     later = retrain.start_training(
         stack.config,
         stack.clients,
-        retrain.parse_trigger(load_event("scheduled_event"), stack.config),
+        triggers.parse_trigger(load_event("scheduled_event"), stack.config),
         now=utcnow() + timedelta(seconds=5),
     )
     assert later["status"] == "started"
@@ -555,7 +555,7 @@ def test_an_unreadable_registry_does_not_stop_training(
 
     monkeypatch.setattr(stack.clients.sagemaker, "list_model_packages", denied)
 
-    outcome = retrain.start_training(stack.config, stack.clients, retrain.Trigger("manual"))
+    outcome = retrain.start_training(stack.config, stack.clients, triggers.Trigger("manual"))
 
     assert outcome["status"] == "started" and outcome["champion"] is None
     assert set(_channels(stack, outcome["job_name"])) == {"train"}

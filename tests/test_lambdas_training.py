@@ -1,4 +1,4 @@
-"""lambdas.training and lambdas.common: the pure builders, the config and the data version."""
+"""lambdas.training, config and incoming: the pure builders, the config and the data version."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from lambdas import constants as c
-from lambdas.common import Clients, Config, ConfigError, data_version, make_job_name
+from lambdas.aws import Clients
+from lambdas.config import Config, ConfigError, make_job_name
+from lambdas.incoming import data_version
 from lambdas.training import (
     build_ec2_launch,
     build_training_request,
@@ -33,7 +35,7 @@ ENV = {
 JOB = "churn-20240501-120000-0123abcd"
 VERSION = "0123abcd" + "0" * 56
 CHAMPION_JOB = "churn-20240401-120000-89abcdef"
-CHAMPION = {  # as lambdas.common.find_champion returns it
+CHAMPION = {  # as lambdas.registry.find_champion returns it
     "arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-packages/3",
     "version": 3,
     "image": "img",

@@ -52,7 +52,8 @@ from infra.program import lambda_environment
 from infra.serving import ServingArgs, serving_environment
 from lambdas import constants as c
 from lambdas import drift, promote, retrain
-from lambdas.common import Clients, Config
+from lambdas.aws import Clients
+from lambdas.config import Config
 from lambdas.training import render_user_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,207 @@
+"""The promotion gate (pure): may a challenger's evaluation.json replace the champion?
+
+No AWS call and nothing but the standard library. The champion's value is, when the
+challenger's job measured it, the champion's metrics on the challenger's own test split
+(``evaluation.json["champion"]``), else the champion's own evaluation.json.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+_TOLERANCE = 1e-9  # so that 0.83 - 0.82 counts as a 0.01 margin
+SAME_SPLIT = "same-split"
+OWN_SPLIT = "own-split"
+
+
+def is_finite_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict: every rule with whether it held and why."""
+
+    approved: bool
+    primary_metric: str
+    challenger_value: float | None
+    champion_value: float | None
+    checks: tuple[tuple[str, bool, str], ...]  # (rule, held, explanation)
+    # how the champion's value was measured: "same-split" (by the challenger's job, on
+    # the challenger's test split), "own-split" (the champion's own evaluation.json), or
+    # None (no champion, or no comparison possible)
+    comparison: str | None = None
+
+    @property
+    def reason(self) -> str:
+        if self.approved:
+            checks = list(self.checks)
+            if self.comparison is not None:  # the decisive comparison first
+                checks.sort(key=lambda check: check[0] != "beats-champion")
+            return "approved: " + "; ".join(text for _, _, text in checks)
+        return "rejected: " + "; ".join(text for _, held, text in self.checks if not held)
+
+
+def _metric(evaluation: Mapping[str, Any] | None, section: str, name: str) -> float | None:
+    value = ((evaluation or {}).get(section) or {}).get(name)
+    return float(value) if is_finite_number(value) else None
+
+
+def minority_recall(evaluation: Mapping[str, Any]) -> float | None:
+    """``metrics.minority_recall``, else recall of the rarest true class in the confusion matrix."""
+    value = _metric(evaluation, "metrics", "minority_recall")
+    if value is not None:
+        return value
+    matrix = evaluation.get("confusion_matrix")
+    if not isinstance(matrix, list) or not matrix:
+        return None
+    try:
+        rows = [[float(x) for x in row] for row in matrix]
+    except (TypeError, ValueError):
+        return None
+    support = [(sum(row), i) for i, row in enumerate(rows) if sum(row) > 0]
+    if not support:
+        return None
+    total, i = min(support)
+    return rows[i][i] / total if i < len(rows[i]) else None
+
+
+def same_split_champion(
+    challenger: Mapping[str, Any], metric: str, champion_package: str | None = None
+) -> tuple[float | None, str | None]:
+    """The champion's ``metric`` measured by the challenger's job on its own test split.
+
+    Returns ``(value, None)``, or ``(None, why not)``: no ``champion`` section (an older
+    job, or a first model), the job could not apply the champion (``champion.error``), the
+    metric is missing, or the section is about another package than ``champion_package``
+    (the champion changed while the job ran).
+    """
+    section = challenger.get("champion")
+    if not isinstance(section, Mapping):
+        return None, None
+    if section.get("error"):
+        return None, f"the job could not evaluate the champion: {str(section['error'])[:160]}"
+    package = section.get("package")
+    if champion_package and isinstance(package, str) and package and package != champion_package:
+        return None, f"the job evaluated {package}, not the current champion"
+    value = _metric(section, "metrics", metric)
+    if value is None:
+        return None, f"the job's champion metrics lack {metric}"
+    return value, None
+
+
+def evaluate_gate(
+    challenger: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    *,
+    primary_metric: str | None = None,
+    margin: float = 0.01,
+    min_minority_recall: float = 0.5,
+    champion_package: str | None = None,
+) -> GateDecision:
+    """Decide whether ``challenger`` (an evaluation.json) may replace ``champion``.
+
+    Rules (all must hold):
+
+    1. the challenger's primary metric beats the majority-class baseline's (strictly);
+    2. its balanced accuracy beats the baseline's (strictly);
+    3. its minority-class recall is at least ``min_minority_recall``;
+    4. with a champion: primary metric >= champion's + ``margin``; no champion: holds.
+       The champion's value is the one the challenger's job measured on the challenger's
+       own test split (``challenger["champion"]["metrics"]``: both models on the same
+       held-out data) when present, else the champion's own evaluation.json (its older
+       test split). ``champion_package``: the current champion's ARN; a same-split
+       measurement of another package is not used.
+
+    ``primary_metric`` overrides the challenger's own ``primary_metric``.
+    """
+    metric = primary_metric or str(challenger.get("primary_metric") or "f1")
+    value = _metric(challenger, "metrics", metric)
+    checks: list[tuple[str, bool, str]] = []
+
+    base = _metric(challenger, "baseline", metric)
+    if value is None or base is None:
+        checks.append(
+            (
+                "beats-baseline",
+                False,
+                f"{metric} missing from metrics or baseline of evaluation.json",
+            )
+        )
+    else:
+        checks.append(
+            (
+                "beats-baseline",
+                value > base,
+                f"{metric} {value:.4f} {'>' if value > base else '<='} majority-class {base:.4f}",
+            )
+        )
+
+    ba, ba_base = (_metric(challenger, s, "balanced_accuracy") for s in ("metrics", "baseline"))
+    if ba is None or ba_base is None:
+        checks.append(
+            ("balanced-accuracy", False, "balanced_accuracy missing from evaluation.json")
+        )
+    else:
+        held = ba > ba_base
+        checks.append(
+            (
+                "balanced-accuracy",
+                held,
+                f"balanced accuracy {ba:.4f} {'>' if held else '<='} majority-class {ba_base:.4f}",
+            )
+        )
+
+    recall = minority_recall(challenger)
+    if recall is None:
+        checks.append(("minority-recall", False, "minority recall not available"))
+    else:
+        held = recall >= min_minority_recall
+        checks.append(
+            (
+                "minority-recall",
+                held,
+                f"minority recall {recall:.4f} {'>=' if held else '<'} "
+                f"floor {min_minority_recall:.4f}",
+            )
+        )
+
+    champ = None
+    comparison = None
+    if champion is None:
+        checks.append(("beats-champion", True, "no champion: first model"))
+    else:
+        champ, why_not = same_split_champion(challenger, metric, champion_package)
+        if champ is not None:
+            comparison, where = SAME_SPLIT, "on the same test split"
+        else:
+            champ = _metric(champion, "metrics", metric)
+            comparison, where = OWN_SPLIT, "on the champion's own test split"
+            if why_not:
+                where += f" ({why_not})"
+        if champ is None or value is None:
+            comparison = None
+            checks.append(("beats-champion", False, f"cannot compare {metric} with the champion"))
+        else:
+            gain = value - champ
+            held = gain >= margin - _TOLERANCE
+            checks.append(
+                (
+                    "beats-champion",
+                    held,
+                    f"{metric} {value:.4f} vs champion {champ:.4f} {where} "
+                    f"({gain:+.4f} {'>=' if held else '<'} margin {margin:.4f})"
+                    + ("" if held else ": does not gain the margin"),
+                )
+            )
+    return GateDecision(
+        approved=all(held for _, held, _ in checks),
+        primary_metric=metric,
+        challenger_value=value,
+        champion_value=champ,
+        checks=tuple(checks),
+        comparison=comparison,
+    )

@@ -1,0 +1,88 @@
+"""The events that ask for a retrain, parsed (pure) into a :class:`Trigger`.
+
+Four EventBridge events, nothing else: new data under ``incoming/`` of the raw bucket, the
+schedule, the drift alarm going into ALARM, and a manual ``RetrainRequest`` for this model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdas import constants as c
+from lambdas.config import Config, JsonDict
+from lambdas.handling import BadEvent, event_kind
+
+DATA_SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Why a retrain was asked for: ``kind`` becomes the ``mlops:trigger`` tag."""
+
+    kind: str  # "s3" | "schedule" | "drift" | "manual"
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    force: bool = False
+
+    def as_dict(self) -> JsonDict:
+        return {"kind": self.kind, **self.detail}
+
+
+def parse_trigger(event: Any, config: Config) -> Trigger:
+    """The :class:`Trigger` an event asks for; pure (no AWS call).
+
+    Raises
+    ------
+    BadEvent
+        With the reason the event is not accepted.
+    """
+    source, detail_type, detail = event_kind(event)
+    meta = {k: event[k] for k in ("id", "time") if isinstance(event.get(k), str)}
+    if (source, detail_type) == ("aws.s3", "Object Created"):
+        bucket = (detail.get("bucket") or {}).get("name")
+        obj = detail.get("object") or {}
+        key = obj.get("key")
+        if not isinstance(bucket, str) or not isinstance(key, str):
+            raise BadEvent("S3 event has no detail.bucket.name / detail.object.key")
+        if bucket != config.raw_bucket:
+            raise BadEvent(
+                f"S3 event for bucket {bucket!r}, not the raw bucket {config.raw_bucket!r}"
+            )
+        if not key.startswith(c.INCOMING_PREFIX):
+            raise BadEvent(f"S3 key {key!r} is not under {c.INCOMING_PREFIX}")
+        if not key.lower().endswith(DATA_SUFFIXES):
+            raise BadEvent(f"S3 key {key!r} is not a .csv or .parquet file")
+        return Trigger("s3", {**meta, "bucket": bucket, "key": key})
+    if (source, detail_type) == ("aws.events", "Scheduled Event"):
+        resources = event.get("resources") or []
+        rule = resources[0] if isinstance(resources, list) and resources else None
+        return Trigger("schedule", {**meta, "rule": rule})
+    if (source, detail_type) == ("aws.cloudwatch", "CloudWatch Alarm State Change"):
+        alarm = detail.get("alarmName")
+        state = (detail.get("state") or {}).get("value")
+        if not config.drift_alarm_name:
+            raise BadEvent(f"alarm event for {alarm!r} but {c.DRIFT_ALARM_NAME} is not set")
+        if alarm != config.drift_alarm_name:
+            raise BadEvent(f"alarm {alarm!r} is not the drift alarm {config.drift_alarm_name!r}")
+        if state != "ALARM":
+            raise BadEvent(f"drift alarm went to {state!r}, not ALARM: nothing to do")
+        return Trigger("drift", {**meta, "alarm": alarm})
+    if (source, detail_type) == (c.EVENT_SOURCE, c.RETRAIN_REQUEST):
+        model = detail.get("model")
+        if model is None:
+            raise BadEvent(
+                f"RetrainRequest has no detail.model: name the model to retrain "
+                f"({config.model_name!r})"
+            )
+        if model != config.model_name:
+            raise BadEvent(
+                f"RetrainRequest is for model {model!r}, not {config.model_name!r}: "
+                "another stack's request"
+            )
+        force = detail.get("force", False)
+        if not isinstance(force, bool):
+            raise BadEvent("RetrainRequest detail.force must be true or false")
+        extra = {k: str(detail[k])[:256] for k in ("reason", "requested_by") if k in detail}
+        return Trigger("manual", {**meta, "model": model, **extra}, force=force)
+    raise BadEvent(f"unsupported event {source!r} / {detail_type!r}")
