@@ -106,7 +106,7 @@ def bin_proportions(
     """``(expected, actual)`` proportions of one feature over the baseline's bins.
 
     Numeric spec: ``x`` is in bin ``i`` when ``edges[i] <= x < edges[i+1]`` (as
-    ``jobs.evaluate.feature_baseline`` bins training data), then a ``missing`` bin
+    ``jobs.baseline.feature_baseline`` bins training data), then a ``missing`` bin
     (absent, empty, NaN, infinite or non-numeric values).
     Categorical spec: one bin per category, an ``other`` bin (unseen categories), a
     ``missing`` bin.

@@ -32,7 +32,7 @@ from jobs_helpers import (
 )
 from sklearn.metrics import confusion_matrix, f1_score
 
-from jobs import evaluate, inference, train
+from jobs import champion, inference, train
 
 FAST = ("--max-iter", "40")
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-packages/1"
@@ -251,7 +251,7 @@ def test_champions_that_cannot_be_compared_give_a_reason(
         joblib.dump(model, source / "model.joblib")
         (source / "evaluation.json").unlink()
 
-    out = evaluate.evaluate_champion(source, frame, y, classes, 1, 1, package=PACKAGE)
+    out = champion.evaluate_champion(source, frame, y, classes, 1, 1, package=PACKAGE)
 
     assert set(out) == {"error", "package"}, out
     assert reason in out["error"], out["error"]

@@ -270,7 +270,19 @@ def test_the_pickled_model_needs_scikit_learn_only(
     # serving may load the model where the jobs package is not importable
     import joblib
 
-    for name in ("jobs", "jobs.data", "jobs.evaluate", "jobs.train", "jobs.inference"):
+    for name in (
+        "jobs",
+        "jobs.baseline",
+        "jobs.champion",
+        "jobs.config",
+        "jobs.contract",
+        "jobs.data",
+        "jobs.inference",
+        "jobs.metrics",
+        "jobs.pipeline",
+        "jobs.report",
+        "jobs.train",
+    ):
         monkeypatch.setitem(sys.modules, name, None)  # importing any of them now fails
     with pytest.raises(ImportError):
         import jobs.data  # noqa: F401  (proves the block works)

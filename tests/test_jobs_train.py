@@ -29,7 +29,7 @@ from jobs_helpers import (
     wine,
 )
 
-from jobs import train
+from jobs import config, train
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ("--max-iter", "40")  # small boosting budget: these tests check plumbing, not accuracy
@@ -268,7 +268,7 @@ def test_hyperparameter_sources_and_precedence(
         "SM_HPS", json.dumps({"seed": 6, "primary_metric": "balanced_accuracy", "colour": "x"})
     )
 
-    _, hps, notes = train.parse_args(["--seed", "7", "--model", '"Logistic_Regression"'])
+    _, hps, notes = config.parse_args(["--seed", "7", "--model", '"Logistic_Regression"'])
 
     assert hps["target"] == "y"  # JSON-encoded string decoded
     assert hps["test-size"] == 0.25
@@ -445,7 +445,7 @@ def test_unexpected_errors_still_write_the_failure_file(
     def broken(*args, **kwargs):
         raise MemoryError("out of memory while fitting")
 
-    monkeypatch.setattr(train, "_fit", broken)
+    monkeypatch.setattr(train, "fit_pipeline", broken)
 
     assert train.main(contract.argv()) == 1
     assert contract.failure.read_text() == (

@@ -252,7 +252,7 @@ def test_psi_matches_the_formula_and_floors_empty_bins() -> None:
     [
         (-5, 0),
         (29.999, 0),
-        (30, 1),  # edges[i] <= x < edges[i + 1], as jobs.evaluate bins training data
+        (30, 1),  # edges[i] <= x < edges[i + 1], as jobs.baseline bins training data
         (44.9, 1),
         (45, 2),
         ("1e9", 2),
