@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import boto3
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from lambdas.config import Config, JsonDict
@@ -27,23 +28,42 @@ logger = logging.getLogger(__name__)
 # --- clients ----------------------------------------------------------------
 
 
-_CACHE: dict[tuple[str, str, str | None], Any] = {}
+_CACHE: dict[tuple[Any, ...], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
-    """A boto3 client, reused while its endpoint stays the same.
+def client(
+    service: str,
+    region: str,
+    endpoint_url: str | None = None,
+    *,
+    credentials: tuple[str, str] | None = None,
+    max_attempts: int | None = None,
+    connect_timeout: int | None = None,
+) -> Any:
+    """A boto3 client, reused while its endpoint stays the same: the one client cache.
 
     Creating a client costs ~50 ms; a warm Lambda (and the local cloud) reuses it.
     ``endpoint_url`` (the handler environment's ``AWS_ENDPOINT_URL``) wins; else boto3's
     own ``AWS_ENDPOINT_URL_<SERVICE>`` / ``AWS_ENDPOINT_URL`` from ``os.environ`` as they
     are now. Each endpoint (AWS, a moto server, the local cloud) gets its own client.
+    ``credentials`` (access key, secret) are for a moto server, which takes any; the
+    retry and timeout settings keep a caller of a dead local server from waiting long.
     """
     endpoint = endpoint_url or os.environ.get(
         "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_"), os.environ.get("AWS_ENDPOINT_URL")
     )
-    key = (service, region, endpoint)
-    extra = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    key = (service, region, endpoint, credentials, max_attempts, connect_timeout)
+    extra: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    if credentials:
+        extra.update(aws_access_key_id=credentials[0], aws_secret_access_key=credentials[1])
+    settings: dict[str, Any] = {}
+    if max_attempts is not None:
+        settings["retries"] = {"max_attempts": max_attempts}
+    if connect_timeout is not None:
+        settings["connect_timeout"] = connect_timeout
+    if settings:
+        extra["config"] = BotoConfig(**settings)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = boto3.client(service, region_name=region, **extra)  # type: ignore[call-overload]
@@ -133,11 +153,15 @@ def error_code(exc: BaseException) -> str:
 # --- S3 ---------------------------------------------------------------------------
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> ``(bucket, key)``."""
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
+def parse_s3_uri(uri: str, *, need_key: bool = True) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``; ``need_key=False`` accepts ``s3://bucket``."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URI without a bucket: {uri!r}")
+    if need_key and not key:
         raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
-    bucket, key = uri[5:].split("/", 1)
     return bucket, key
 
 

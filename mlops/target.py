@@ -13,22 +13,20 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from lambdas.aws import client as aws_client
 from mlops import localcloud
 from mlops.deploy import stack_outputs, state_path
+from mlops.errors import MlopsError
+from mlops.localcloud.state import FAKE_KEYS
 
 DEFAULT_STATE_DIR = Path(".mlops")
 
-# Any: boto3-stubs' per-service overloads reject a service name held in a str
-_boto3_client: Any = boto3.client
 
-
-class TargetError(RuntimeError):
+class TargetError(MlopsError, RuntimeError):
     """The stack can't be reached; the message says what to run."""
 
 
@@ -38,7 +36,6 @@ class Target:
     outputs: dict[str, Any]
     endpoint_url: str | None  # None: real AWS
     region: str
-    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -54,16 +51,9 @@ class Target:
         return env
 
     def client(self, service: str) -> Any:
-        if service not in self._clients:
-            kwargs: dict[str, Any] = {"region_name": self.region}
-            if self.endpoint_url:
-                kwargs.update(
-                    endpoint_url=self.endpoint_url,
-                    aws_access_key_id="test",
-                    aws_secret_access_key="test",  # noqa: S106 - moto's fake key
-                )
-            self._clients[service] = _boto3_client(service, **kwargs)
-        return self._clients[service]
+        if self.endpoint_url:
+            return aws_client(service, self.region, self.endpoint_url, credentials=FAKE_KEYS)
+        return aws_client(service, self.region)
 
     def output(self, name: str) -> Any:
         if name not in self.outputs:

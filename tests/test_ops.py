@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from mlops import datasets, ops, target
-from mlops.localcloud.state import LocalCloudInfo
+from mlops.localcloud.state import FAKE_KEYS, LocalCloudInfo
 from mlops.target import Target, TargetError, connect, from_outputs
 
 OUTPUTS: dict[str, Any] = {
@@ -219,5 +219,5 @@ def test_control_plane_commands_work_in_a_shell_without_aws_credentials(
 
     for attr in ("s3", "sagemaker", "dynamodb", "sns", "cloudwatch", "ec2", "autoscaling"):
         credentials = getattr(clients, attr)._request_signer._credentials
-        assert credentials is not None and credentials.access_key == "test", attr
+        assert credentials is not None and credentials.access_key == FAKE_KEYS[0], attr
         assert getattr(clients, attr).meta.endpoint_url == "http://127.0.0.1:1", attr

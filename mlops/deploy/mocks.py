@@ -7,19 +7,19 @@ resource the program declares to its handler and records the result in the state
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pulumi
 from botocore.exceptions import ClientError
 
 from infra.preview import RecordingMocks
+from lambdas.aws import client as aws_client
 from mlops.deploy.errors import DeployError
 from mlops.deploy.shapes import whole_numbers
 from mlops.deploy.state import DeployState
+from mlops.localcloud.state import FAKE_KEYS
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 
@@ -27,9 +27,6 @@ Handler = Callable[["Ctx", dict[str, Any], "dict[str, Any] | None"], tuple[str, 
 Deleter = Callable[["Ctx", str, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
 DELETERS: dict[str, Deleter] = {}
-
-# Any: boto3-stubs' per-service overloads reject a service name held in a str
-_boto3_client: Any = boto3.client
 
 
 def handles(typ: str) -> Callable[[Handler], Handler]:
@@ -58,20 +55,9 @@ class Ctx:
 
     endpoint_url: str
     region: str
-    _clients: dict[str, Any] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self, service: str) -> Any:
-        with self._lock:
-            if service not in self._clients:
-                self._clients[service] = _boto3_client(
-                    service,
-                    endpoint_url=self.endpoint_url,
-                    region_name=self.region,
-                    aws_access_key_id="test",
-                    aws_secret_access_key="test",  # noqa: S106 - moto's fake key
-                )
-            return self._clients[service]
+        return aws_client(service, self.region, self.endpoint_url, credentials=FAKE_KEYS)
 
     def arn(self, service: str, resource: str, region: bool = True) -> str:
         return f"arn:aws:{service}:{self.region if region else ''}:{ACCOUNT_ID}:{resource}"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops.localcloud.state import FAKE_CREDENTIALS
+from lambdas.aws import client
+from mlops.localcloud.state import FAKE_KEYS
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -52,30 +52,17 @@ def epoch_ms(value: datetime | None) -> int | None:
 
 
 class ClientFactory:
-    """boto3 clients bound to the local moto server (fake credentials), cached."""
+    """boto3 clients bound to the local moto server (fake credentials), from the one cache."""
 
     def __init__(self, endpoint_url: str) -> None:
         self.endpoint_url = endpoint_url
-        self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str], Any] = {}
 
     def __call__(self, service: str, region: str) -> Any:
-        key = (service, region)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                import boto3
-                from botocore.config import Config
-
-                session = boto3.session.Session(
-                    aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                    aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                    region_name=region,
-                )
-                client = session.client(  # type: ignore[call-overload]
-                    service,
-                    endpoint_url=self.endpoint_url,
-                    config=Config(retries={"max_attempts": 2}, connect_timeout=5),
-                )
-                self._clients[key] = client
-            return client
+        return client(
+            service,
+            region,
+            self.endpoint_url,
+            credentials=FAKE_KEYS,
+            max_attempts=2,
+            connect_timeout=5,
+        )

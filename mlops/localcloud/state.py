@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.errors import MlopsError
+
 INFO_FILE = "local.json"
 LOG_FILE = "localcloud.log"
 EVENTS_FILE = "events.jsonl"
@@ -32,10 +34,11 @@ FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
+FAKE_KEYS = (FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 DEFAULT_REGION = "us-east-1"
 
 
-class LocalCloudError(RuntimeError):
+class LocalCloudError(MlopsError, RuntimeError):
     """The local cloud could not be started, reached or asked to do something."""
 
 
