@@ -19,14 +19,16 @@ import numpy as np
 import pandas as pd
 
 from jobs import data
+from jobs.contract import EVALUATION_FILE, MODEL_FILE
+from jobs.errors import JobError
 from jobs.inference import sha256_file
 from jobs.metrics import compute_metrics, confusion
 
-CHAMPION_MEMBERS = ("model.joblib", "evaluation.json")
+CHAMPION_MEMBERS = (MODEL_FILE, EVALUATION_FILE)
 _CHAMPION_KEYS = ("pipeline", "features", "labels", "threshold", "positive_label")
 
 
-class ChampionError(Exception):
+class ChampionError(JobError):
     """The champion cannot be loaded or applied here; the message says why."""
 
 

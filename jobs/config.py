@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from jobs.contract import HYPERPARAMETERS_FILE, add_path_arguments, hyperparameters_file
+from jobs.errors import JobError
 from jobs.metrics import METRICS
 
 
-class ConfigError(ValueError):
+class HyperparameterError(JobError, ValueError):
     """A hyperparameter or argument is wrong; the message says which."""
 
 
@@ -97,7 +98,7 @@ def _coerce(name: str, raw: Any) -> Any:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         if spec.default is None or spec.kind is str:
             return None if spec.default is None else ""
-        raise ConfigError(f"hyperparameter '{name}' needs a value")
+        raise HyperparameterError(f"hyperparameter '{name}' needs a value")
     try:
         if spec.kind is int:
             number = float(value)
@@ -112,9 +113,11 @@ def _coerce(name: str, raw: Any) -> Any:
                 out = out.lower()
     except (TypeError, ValueError):
         kind = "an integer" if spec.kind is int else "a number"
-        raise ConfigError(f"hyperparameter '{name}' must be {kind}, got {value!r}") from None
+        raise HyperparameterError(
+            f"hyperparameter '{name}' must be {kind}, got {value!r}"
+        ) from None
     if spec.choices is not None and out not in spec.choices:
-        raise ConfigError(
+        raise HyperparameterError(
             f"hyperparameter '{name}' is {out!r}; choose one of: {', '.join(spec.choices)}"
         )
     return out
@@ -124,15 +127,15 @@ def _read_json_hps(path: Path) -> dict[str, Any]:
     try:
         loaded = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read hyperparameters from {path}: {exc}") from exc
+        raise HyperparameterError(f"cannot read hyperparameters from {path}: {exc}") from exc
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path} must hold a JSON object")
+        raise HyperparameterError(f"{path} must hold a JSON object")
     return loaded
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
-        raise ConfigError(f"bad command line: {message}")
+        raise HyperparameterError(f"bad command line: {message}")
 
 
 def _parser(description: str | None) -> _Parser:
@@ -167,9 +170,9 @@ def parse_args(
         try:
             hps = json.loads(os.environ["SM_HPS"])
         except ValueError as exc:
-            raise ConfigError(f"SM_HPS is not JSON: {exc}") from exc
+            raise HyperparameterError(f"SM_HPS is not JSON: {exc}") from exc
         if not isinstance(hps, dict):
-            raise ConfigError("SM_HPS must hold a JSON object")
+            raise HyperparameterError("SM_HPS must hold a JSON object")
         sources.append(("SM_HPS", hps))
     for source, values in sources:
         for key, value in values.items():
@@ -190,7 +193,7 @@ def parse_args(
     resolved["model"] = MODEL_ALIASES[resolved["model"]]
     ts, vs = resolved["test-size"], resolved["validation-size"]
     if not (0 < ts < 1 and 0 < vs < 1 and ts + vs < 0.9):
-        raise ConfigError(
+        raise HyperparameterError(
             f"test-size ({ts}) and validation-size ({vs}) must be in (0, 1) and sum below 0.9"
         )
     return args, resolved, notes

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from jobs.errors import JobError
 from jobs.inference import category_value
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-class DataError(ValueError):
+class DataError(JobError, ValueError):
     """The data cannot be trained on; the message says why, in one line."""
 
 

@@ -45,7 +45,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from jobs import data
 from jobs.baseline import baseline_document
 from jobs.champion import evaluate_champion
-from jobs.config import ConfigError, parse_args
+from jobs.config import HyperparameterError, parse_args
 from jobs.contract import (
     BASELINE_FILE,
     EVALUATION_FILE,
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         for note in notes:
             log.warning(note)
         train(args, hps, notes)
-    except (DataError, ConfigError) as exc:
+    except (DataError, HyperparameterError) as exc:
         write_failure(str(exc), output_dir)
         return 1
     except Exception as exc:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdas import constants as c
+from lambdas.errors import ControlPlaneError
 
 JsonDict = dict[str, Any]
 
@@ -25,7 +26,7 @@ _MAX_NAME = 63
 _MODEL_PREFIX_MAX = _MAX_NAME - len("-20240101-000000-abcdef12")
 
 
-class ConfigError(ValueError):
+class ConfigError(ControlPlaneError, ValueError):
     """A required environment variable is missing or has a bad value."""
 
 
@@ -55,40 +56,40 @@ class Config:
     idempotency_table: str | None = None
     alert_topic_arn: str | None = None
     # training
-    training_backend: str = "sagemaker"
+    training_backend: str = c.DEFAULTS[c.TRAINING_BACKEND]
     training_image_uri: str | None = None
-    training_instance_type: str = "ml.m5.large"
-    training_max_seconds: int = 3600
+    training_instance_type: str = c.DEFAULTS[c.TRAINING_INSTANCE_TYPE]
+    training_max_seconds: int = int(c.DEFAULTS[c.TRAINING_MAX_SECONDS])
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     code_s3_uri: str | None = None
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
-    network_isolation: bool = False
+    network_isolation: bool = c.DEFAULTS[c.NETWORK_ISOLATION] == "true"
     launch_template_id: str | None = None
-    idempotency_ttl_days: int = 365
+    idempotency_ttl_days: int = int(c.DEFAULTS[c.IDEMPOTENCY_TTL_DAYS])
     # promotion gate
     primary_metric: str | None = None
-    promotion_margin: float = 0.01
-    min_minority_recall: float = 0.5
+    promotion_margin: float = float(c.DEFAULTS[c.PROMOTION_MARGIN])
+    min_minority_recall: float = float(c.DEFAULTS[c.MIN_MINORITY_RECALL])
     # serving
     serving_image_uri: str | None = None
-    endpoint_mode: str = "serverless"
-    serverless_memory_mb: int = 2048
-    serverless_max_concurrency: int = 5
-    endpoint_instance_type: str = "ml.m5.large"
-    endpoint_instance_count: int = 1
-    capture_enabled: str = "auto"
-    capture_sample_percent: int = 100
+    endpoint_mode: str = c.DEFAULTS[c.ENDPOINT_MODE]
+    serverless_memory_mb: int = int(c.DEFAULTS[c.SERVERLESS_MEMORY_MB])
+    serverless_max_concurrency: int = int(c.DEFAULTS[c.SERVERLESS_MAX_CONCURRENCY])
+    endpoint_instance_type: str = c.DEFAULTS[c.ENDPOINT_INSTANCE_TYPE]
+    endpoint_instance_count: int = int(c.DEFAULTS[c.ENDPOINT_INSTANCE_COUNT])
+    capture_enabled: str = c.DEFAULTS[c.CAPTURE_ENABLED]
+    capture_sample_percent: int = int(c.DEFAULTS[c.CAPTURE_SAMPLE_PERCENT])
     rollback_alarm_names: tuple[str, ...] = ()
-    canary_percent: int = 10
-    autoscaling_min: int = 1
-    autoscaling_max: int = 4
-    autoscaling_target: float = 200.0
+    canary_percent: int = int(c.DEFAULTS[c.CANARY_PERCENT])
+    autoscaling_min: int = int(c.DEFAULTS[c.AUTOSCALING_MIN])
+    autoscaling_max: int = int(c.DEFAULTS[c.AUTOSCALING_MAX])
+    autoscaling_target: float = float(c.DEFAULTS[c.AUTOSCALING_TARGET])
     # drift
-    drift_threshold: float = 0.2
+    drift_threshold: float = float(c.DEFAULTS[c.DRIFT_THRESHOLD])
     drift_alarm_name: str | None = None
-    drift_min_rows: int = 50
-    metric_namespace: str = c.DEFAULT_METRIC_NAMESPACE
+    drift_min_rows: int = int(c.DEFAULTS[c.DRIFT_MIN_ROWS])
+    metric_namespace: str = c.DEFAULTS[c.METRIC_NAMESPACE]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -105,8 +106,12 @@ class Config:
             value = environ.get(name, c.DEFAULTS.get(name))
             return value.strip() if value is not None and value.strip() else None
 
+        def text(name: str) -> str:
+            # a variable set but blank means "use the default", as unset does
+            return get(name) or c.DEFAULTS[name]
+
         def number(name: str, kind: Callable[[str], Any]) -> Any:
-            raw = get(name) or c.DEFAULTS[name]
+            raw = text(name)
             try:
                 value = kind(raw)
             except ValueError:
@@ -116,13 +121,13 @@ class Config:
             return value
 
         def flag(name: str) -> bool:
-            raw = (get(name) or "false").lower()
+            raw = text(name).lower()
             if raw not in {"true", "false", "1", "0", "yes", "no"}:
                 raise ConfigError(f"{name}={raw!r} must be true or false")
             return raw in {"true", "1", "yes"}
 
         def choice(name: str, allowed: set[str]) -> str:
-            raw = (get(name) or c.DEFAULTS[name]).lower()
+            raw = text(name).lower()
             if raw not in allowed:
                 raise ConfigError(f"{name}={raw!r} must be one of {sorted(allowed)}")
             return raw
@@ -138,7 +143,7 @@ class Config:
                 f"{c.MODEL_NAME}={model!r} must be letters, digits and '-', at most "
                 f"{_MODEL_PREFIX_MAX} characters (it prefixes job names)"
             )
-        raw_hps = get(c.TRAINING_HYPERPARAMETERS) or "{}"
+        raw_hps = text(c.TRAINING_HYPERPARAMETERS)
         try:
             hps = json.loads(raw_hps)
         except json.JSONDecodeError as exc:
@@ -164,7 +169,7 @@ class Config:
             alert_topic_arn=get(c.ALERT_TOPIC_ARN),
             training_backend=choice(c.TRAINING_BACKEND, {"sagemaker", "ec2"}),
             training_image_uri=get(c.TRAINING_IMAGE_URI),
-            training_instance_type=get(c.TRAINING_INSTANCE_TYPE) or "ml.m5.large",
+            training_instance_type=text(c.TRAINING_INSTANCE_TYPE),
             training_max_seconds=number(c.TRAINING_MAX_SECONDS, int),
             hyperparameters=hps,
             code_s3_uri=code_uri,
@@ -180,7 +185,7 @@ class Config:
             endpoint_mode=choice(c.ENDPOINT_MODE, {"serverless", "instance"}),
             serverless_memory_mb=number(c.SERVERLESS_MEMORY_MB, int),
             serverless_max_concurrency=number(c.SERVERLESS_MAX_CONCURRENCY, int),
-            endpoint_instance_type=get(c.ENDPOINT_INSTANCE_TYPE) or "ml.m5.large",
+            endpoint_instance_type=text(c.ENDPOINT_INSTANCE_TYPE),
             endpoint_instance_count=number(c.ENDPOINT_INSTANCE_COUNT, int),
             capture_enabled=choice(c.CAPTURE_ENABLED, {"auto", "true", "false"}),
             capture_sample_percent=number(c.CAPTURE_SAMPLE_PERCENT, int),
@@ -192,7 +197,7 @@ class Config:
             drift_threshold=number(c.DRIFT_THRESHOLD, float),
             drift_alarm_name=get(c.DRIFT_ALARM_NAME),
             drift_min_rows=number(c.DRIFT_MIN_ROWS, int),
-            metric_namespace=get(c.METRIC_NAMESPACE) or c.DEFAULT_METRIC_NAMESPACE,
+            metric_namespace=text(c.METRIC_NAMESPACE),
         )
 
     def require(self, *fields: str) -> None:

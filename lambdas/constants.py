@@ -55,7 +55,7 @@ DRIFT_ALARM_NAME = "MLOPS_DRIFT_ALARM_NAME"
 METRIC_NAMESPACE = "MLOPS_METRIC_NAMESPACE"
 DRIFT_MIN_ROWS = "MLOPS_DRIFT_MIN_ROWS"  # fewer captured rows: wait for more traffic
 
-# control plane (added with issue 4)
+# control plane
 IDEMPOTENCY_TTL_DAYS = "MLOPS_IDEMPOTENCY_TTL_DAYS"  # how long a data version stays "done"
 CAPTURE_ENABLED = "MLOPS_CAPTURE_ENABLED"  # "auto" (instance only) | "true" | "false"
 

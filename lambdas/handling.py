@@ -14,9 +14,10 @@ from typing import Any
 
 from lambdas.aws import Clients
 from lambdas.config import Config, JsonDict
+from lambdas.errors import ControlPlaneError
 
 
-class BadEvent(ValueError):
+class BadEvent(ControlPlaneError, ValueError):
     """The event is not one this handler accepts; the message says why."""
 
 

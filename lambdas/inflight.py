@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.aws import Clients, error_code
 from lambdas.config import Config, JsonDict
+from lambdas.errors import ControlPlaneError
 from lambdas.handling import iso
 from lambdas.triggers import Trigger
 
@@ -22,7 +23,7 @@ SKIPPED_TTL_DAYS = 30
 _ACTIVE_EC2_STATES = ["pending", "running", "stopping"]
 
 
-class TrainingInFlight(RuntimeError):
+class TrainingInFlight(ControlPlaneError, RuntimeError):
     """Another training job of this model is running (or being started)."""
 
     def __init__(self, running: str) -> None:

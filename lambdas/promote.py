@@ -44,7 +44,7 @@ from lambdas.config import Config, JsonDict
 from lambdas.gate import SAME_SPLIT, GateDecision, evaluate_gate
 from lambdas.handling import BadEvent, event_kind, handle_event, run_once, utcnow
 from lambdas.registry import champion_evaluation, find_champion
-from lambdas.serving import DeployError, deploy, serving_environment
+from lambdas.serving import EndpointUpdateError, deploy, serving_environment
 from lambdas.training import model_artifacts_uri, training_image
 
 logger = Logger(service="mlops-promote")
@@ -332,7 +332,7 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
         return {**outcome, "status": "not-promoted", "reason": decision.reason}
     try:
         deployed = deploy(config, clients, job_name=job.job_name, model_data_url=model_data_url)
-    except DeployError as exc:
+    except EndpointUpdateError as exc:
         reason = f"deployment failed: {exc}"
         try:
             clients.sagemaker.update_model_package(

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from lambdas import hosting
 from lambdas.aws import Clients, error_code, error_text
 from lambdas.config import Config, JsonDict
+from lambdas.errors import ControlPlaneError
 from lambdas.training import training_image
 
 logger = Logger(service="mlops-promote", child=True)
@@ -22,7 +23,7 @@ logger = Logger(service="mlops-promote", child=True)
 _BUSY_ENDPOINT = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 
 
-class DeployError(RuntimeError):
+class EndpointUpdateError(ControlPlaneError, RuntimeError):
     """A deployment step failed; the endpoint was left as it was."""
 
 
@@ -133,7 +134,7 @@ def deploy(config: Config, clients: Clients, *, job_name: str, model_data_url: s
 
     Raises
     ------
-    DeployError
+    EndpointUpdateError
         Naming the failed step; the endpoint still runs the config it had.
     """
     config.require("endpoint_name", "role_arn", "code_s3_uri")
@@ -144,7 +145,7 @@ def deploy(config: Config, clients: Clients, *, job_name: str, model_data_url: s
     try:
         current = _describe_endpoint(clients, endpoint)
         if current and current.get("EndpointStatus") in _BUSY_ENDPOINT:
-            raise DeployError(
+            raise EndpointUpdateError(
                 f"endpoint {endpoint} is {current['EndpointStatus']}: cannot update it now"
             )
         step = "create_model"
@@ -169,10 +170,10 @@ def deploy(config: Config, clients: Clients, *, job_name: str, model_data_url: s
                 EndpointName=endpoint, EndpointConfigName=endpoint_config, **extra
             )
             action = "updated"
-    except DeployError:
+    except EndpointUpdateError:
         raise
     except Exception as exc:
-        raise DeployError(f"{step} failed: {error_text(exc)}") from exc
+        raise EndpointUpdateError(f"{step} failed: {error_text(exc)}") from exc
     return {
         "endpoint": endpoint,
         "endpoint_config": endpoint_config,

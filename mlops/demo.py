@@ -24,12 +24,13 @@ from rich.table import Table
 
 from mlops import datasets, ops
 from mlops.deploy import deploy
+from mlops.errors import MlopsError
 from mlops.target import Target, from_outputs
 
 STACK = "local"
 
 
-class DemoError(RuntimeError):
+class DemoError(MlopsError, RuntimeError):
     """A stage did not reach the state it needs; names the stage and what was seen."""
 
 

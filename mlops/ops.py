@@ -20,12 +20,13 @@ from lambdas import constants as c
 from lambdas import drift, inflight, promote, retrain
 from lambdas.aws import Clients
 from lambdas.config import Config
+from mlops.errors import MlopsError
 from mlops.target import Target
 
 DATA_SUFFIXES = (".csv", ".parquet")
 
 
-class OpsError(RuntimeError):
+class OpsError(MlopsError, RuntimeError):
     """A command could not do what was asked; the message says why."""
 
 

@@ -288,3 +288,17 @@ def test_the_pickled_model_needs_scikit_learn_only(
         import jobs.data  # noqa: F401  (proves the block works)
     model = joblib.load(binary_dir / "model.joblib")
     assert model["pipeline"].predict_proba(_rows(2)).shape == (2, 2)
+
+
+def test_model_file_names_agree_on_every_side() -> None:
+    # inference.py must stay self-contained and lambdas must stay light, so the names
+    # live in three modules; this keeps them one fact
+    from jobs import contract
+    from lambdas import constants
+
+    produced = (contract.MODEL_FILE, contract.EVALUATION_FILE)
+    names = (contract.BASELINE_FILE, contract.REPORT_FILE)
+
+    assert produced == (inference.MODEL_FILE, inference.EVALUATION_FILE)
+    assert produced == (constants.MODEL_FILE, constants.EVALUATION_FILE)
+    assert names == (constants.BASELINE_FILE, constants.REPORT_FILE)

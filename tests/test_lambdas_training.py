@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -216,6 +217,16 @@ def test_config_defaults_come_from_the_constants() -> None:
     assert config.capture_on is False  # serverless endpoints have no data capture
     assert Config.from_env({c.MODEL_NAME: "m", c.ENDPOINT_MODE: "instance"}).capture_on
     assert Config.from_env({c.MODEL_NAME: "m", c.CAPTURE_ENABLED: "true"}).capture_on
+
+
+def test_dataclass_defaults_and_blank_variables_agree_with_the_defaults_table() -> None:
+    env = {c.MODEL_NAME: "churn", "AWS_REGION": "eu-west-1"}
+    blank = {name: " " for name in c.DEFAULTS}
+
+    from_env = Config.from_env(env)
+
+    assert Config(model_name="churn", region="eu-west-1") == replace(from_env, code_s3_uri=None)
+    assert Config.from_env({**blank, **env}) == from_env
 
 
 def test_job_name_follows_the_contract() -> None:

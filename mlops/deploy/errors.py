@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlops.errors import MlopsError
 
-class DeployError(RuntimeError):
+
+class DeployError(MlopsError, RuntimeError):
     """A resource could not be created; names the resource and the AWS error."""
