@@ -7,6 +7,7 @@ when a handler first runs something at most once (it is the heaviest import).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -30,6 +31,18 @@ def iso(ts: datetime) -> str:
 
 
 # --- events --------------------------------------------------------------------------
+
+# The largest event a handler needs is SageMaker's training state change, which carries the
+# job's description (a few KB). A bigger one is refused before it costs a job or a record:
+# a multi-MB event once started a job and then could not be stored as idempotency key.
+MAX_EVENT_BYTES = 16 * 1024
+
+
+def check_event_size(event: Any) -> None:
+    """Raise :class:`BadEvent` when ``event`` serialises to more than ``MAX_EVENT_BYTES``."""
+    size = len(json.dumps(event, separators=(",", ":"), default=str).encode())
+    if size > MAX_EVENT_BYTES:
+        raise BadEvent(f"event is {size} bytes; at most {MAX_EVENT_BYTES} are accepted")
 
 
 def event_kind(event: Any) -> tuple[str, str, Mapping[str, Any]]:
@@ -83,6 +96,7 @@ def handle_event(
     """
     config = Config.from_env(environ)
     try:
+        check_event_size(event)
         parsed = parse(event, config)
     except BadEvent as exc:
         outcome = rejected(str(exc))

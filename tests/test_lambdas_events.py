@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
 )
 
 from lambdas import promote, retrain
+from lambdas.handling import MAX_EVENT_BYTES, BadEvent, check_event_size
 
 JOB_1 = job_name("20240501-120000", "0000000a")
 
@@ -130,6 +132,18 @@ PROMOTE_MALFORMED: list[tuple[str, Any, str]] = [
 ]
 
 
+def _padded(name: str, size: int) -> dict[str, Any]:
+    event = load_event(name)
+    event["detail"]["padding"] = "x" * size
+    return event
+
+
+RETRAIN_MALFORMED.append(
+    ("a few MB", _padded("s3_object_created", 3 * 1024 * 1024), "at most 16384 are accepted")
+)
+PROMOTE_MALFORMED.append(
+    ("just over the limit", _padded("training_completed", 16 * 1024), "at most 16384")
+)
 CASES = [(retrain.handler, n, e, w) for n, e, w in RETRAIN_MALFORMED] + [
     (promote.handler, n, e, w) for n, e, w in PROMOTE_MALFORMED
 ]
@@ -160,3 +174,16 @@ def test_malformed_events_are_rejected_without_any_aws_call(
     assert why in outcome["reason"]
     assert why in caplog.text
     assert nothing_created(stack)
+
+
+@pytest.mark.parametrize("name", ["s3_object_created", "training_completed", "drift_alarm"])
+def test_events_up_to_the_limit_pass_the_size_check(name: str) -> None:
+    event = load_event(name)
+    room = MAX_EVENT_BYTES - len(json.dumps(event, separators=(",", ":")).encode())
+    event["detail"]["padding"] = "x" * (room - len(',"padding":""'))
+
+    check_event_size(event)  # exactly at the limit: accepted
+
+    event["detail"]["padding"] += "x"
+    with pytest.raises(BadEvent, match=f"{MAX_EVENT_BYTES + 1} bytes"):
+        check_event_size(event)
