@@ -578,7 +578,8 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
         _kms_grant(kms_key_arn),
         _allow(
             "ReadTrainingJobs",
-            ["sagemaker:DescribeTrainingJob"],
+            # ListTags: promote believes an event only for a job tagged with this model
+            ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
             n.sagemaker_arn("training-job", f"{n.job_prefix}-*"),
         ),
         _allow(

@@ -24,7 +24,6 @@ import json
 import os
 import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -33,9 +32,7 @@ from botocore.exceptions import ClientError
 from lambdas import constants as c
 from lambdas.aws import (
     Clients,
-    error_code,
     error_text,
-    parse_s3_uri,
     publish_alert,
     put_json,
     read_tar_members,
@@ -46,21 +43,12 @@ from lambdas.handling import BadEvent, event_kind, handle_event, run_once, utcno
 from lambdas.registry import champion_evaluation, find_champion
 from lambdas.serving import EndpointUpdateError, deploy, serving_environment
 from lambdas.training import model_artifacts_uri, training_image
+from lambdas.verify import JobEvent, Unverified, verify_job
 
 logger = Logger(service="mlops-promote")
 
 TERMINAL_FAILURES = {"Failed", "Stopped"}
 ALL_STATUSES = {"InProgress", "Completed", "Failed", "Stopping", "Stopped"}
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """A training job the promote handler was asked about."""
-
-    job_name: str
-    status: str | None  # None: look it up (manual request)
-    failure_reason: str | None = None
-    model_data_url: str | None = None
 
 
 # --- event ---------------------------------------------------------------------------
@@ -156,29 +144,6 @@ def register_package(
 # --- promotion -------------------------------------------------------------------------------
 
 
-def _job_status(clients: Clients, job: JobEvent, config: Config) -> JobEvent:
-    """Fill in status, failure reason and artifacts for a manual request."""
-    try:
-        described = clients.sagemaker.describe_training_job(TrainingJobName=job.job_name)
-    except ClientError as exc:
-        if error_code(exc) not in {"ValidationException", "ResourceNotFound"}:
-            raise
-        # not a SageMaker job (EC2 backend): its artifacts tell whether it completed
-        url = model_artifacts_uri(config, job.job_name)
-        bucket, key = parse_s3_uri(url)
-        try:
-            clients.s3.head_object(Bucket=bucket, Key=key)
-        except ClientError:
-            return JobEvent(job.job_name, "Unknown", f"no training job and no {url}")
-        return JobEvent(job.job_name, "Completed", None, url)
-    return JobEvent(
-        job_name=job.job_name,
-        status=described["TrainingJobStatus"],
-        failure_reason=described.get("FailureReason"),
-        model_data_url=described.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
-    )
-
-
 def promote_job(
     config: Config, clients: Clients, job: JobEvent, *, lambda_context: Any = None
 ) -> JsonDict:
@@ -187,7 +152,8 @@ def promote_job(
     Returns
     -------
     dict
-        ``status`` is one of ``"ignored"`` (job not finished), ``"training-failed"``
+        ``status`` is one of ``"rejected"`` (the backend does not vouch for the job, see
+        :mod:`lambdas.verify`; alerted), ``"ignored"`` (job not finished), ``"training-failed"``
         (alerted), ``"error"`` (no readable evaluation; alerted), ``"not-promoted"``
         (package Rejected by the gate), ``"deployed"`` (package Approved and serving),
         ``"deploy-failed"`` (package set to Rejected; champion still serving; alerted),
@@ -197,8 +163,16 @@ def promote_job(
     """
     config.require("artifacts_bucket", "model_package_group")
     manual = job.status is None
-    if manual:
-        job = _job_status(clients, job, config)
+    try:
+        job = verify_job(config, clients, job)
+    except Unverified as exc:
+        publish_alert(
+            clients.sns,
+            config.alert_topic_arn,
+            f"[mlops] {config.model_name}: refused an event about {job.job_name}",
+            {"model": config.model_name, "job": job.job_name, "reason": str(exc)},
+        )
+        return {"status": "rejected", "job_name": job.job_name, "reason": str(exc)}
     if job.status in TERMINAL_FAILURES or job.status == "Unknown":
         reason = job.failure_reason or "no failure reason reported"
         publish_alert(

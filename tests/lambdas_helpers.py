@@ -223,9 +223,24 @@ def sagemaker_backend() -> Any:
     return get_backend("sagemaker")[DEFAULT_ACCOUNT_ID][REGION]
 
 
-def set_job_status(job_name: str, status: str) -> None:
+def set_job_status(job_name: str, status: str, reason: str | None = None) -> None:
     """Make moto report a training job in another state (moto completes jobs at once)."""
-    sagemaker_backend().training_jobs[job_name].training_job_status = status
+    job = sagemaker_backend().training_jobs[job_name]
+    job.training_job_status = status
+    if reason is not None:
+        job.failure_reason = reason
+
+
+def submit_job(
+    stack: Stack, job_name: str, status: str = "Completed", reason: str | None = None
+) -> None:
+    """Create the training job in moto as retrain would, so promote can verify it."""
+    from lambdas.training import build_training_request
+
+    if job_name not in sagemaker_backend().training_jobs:
+        request = build_training_request(stack.config, job_name, "0" * 64, "manual")
+        stack.clients.sagemaker.create_training_job(**request)
+    set_job_status(job_name, status, reason)
 
 
 # --- data and artifacts -----------------------------------------------------------------------
@@ -323,7 +338,8 @@ def model_tar(files: dict[str, bytes | dict[str, Any]]) -> bytes:
 def write_model_artifacts(
     stack: Stack, job_name: str, evaluation_doc: dict[str, Any] | None, baseline_doc: Any = None
 ) -> str:
-    """Upload what the job would have written; returns the model.tar.gz URI."""
+    """Create the job and upload what it would have written; returns the model.tar.gz URI."""
+    submit_job(stack, job_name)
     files: dict[str, bytes | dict[str, Any]] = {c.MODEL_FILE: b"not really a model"}
     if evaluation_doc is not None:
         files[c.EVALUATION_FILE] = evaluation_doc

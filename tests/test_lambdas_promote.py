@@ -23,10 +23,14 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
     job_name,
     lambda_context_fixture,
     load_event,
+    model_tar,
     no_aws_client,
     nothing_created,
     packages,
+    sagemaker_backend,
+    set_job_status,
     stack_fixture,
+    submit_job,
     training_event,
     update_endpoint_standin_fixture,
     write_model_artifacts,
@@ -270,6 +274,8 @@ def test_failed_training_job_alerts_and_registers_nothing(
 ) -> None:
     event = load_event("training_failed")
     event["detail"]["TrainingJobStatus"] = status
+    reason = event["detail"]["FailureReason"]
+    submit_job(stack, event["detail"]["TrainingJobName"], status, reason)
 
     outcome = promote.handler(event, lambda_context)
 
@@ -281,10 +287,135 @@ def test_failed_training_job_alerts_and_registers_nothing(
 
 
 def test_in_progress_event_is_ignored(stack: Stack, lambda_context: Any) -> None:
+    submit_job(stack, JOB_1, "InProgress")
+
     outcome = promote.handler(training_event(JOB_1, status="InProgress"), lambda_context)
 
     assert outcome["status"] == "ignored"
-    assert nothing_created(stack)
+    assert packages(stack) == [] and endpoint_config_name(stack) is None and not alerts(stack)
+
+
+# --- the job is verified with its backend before anything else ------------------------------
+
+
+def _refused(stack: Stack, outcome: dict[str, Any], why: str) -> None:
+    assert outcome["status"] == "rejected", outcome
+    assert why in outcome["reason"]
+    assert packages(stack) == [] and endpoint_config_name(stack) is None
+    [alert] = alerts(stack)
+    assert why in alert["reason"]
+
+
+def test_completed_event_for_a_job_that_never_existed_is_refused(
+    stack: Stack, lambda_context: Any
+) -> None:
+    key = f"{c.TRAINING_PREFIX}{JOB_1}/output/model.tar.gz"
+    stack.clients.s3.put_object(
+        Bucket=ARTIFACTS, Key=key, Body=model_tar({c.EVALUATION_FILE: evaluation(f1=0.99)})
+    )
+
+    outcome = promote.handler(training_event(JOB_1), lambda_context)
+
+    _refused(stack, outcome, f"SageMaker has no training job {JOB_1!r}")
+
+
+def test_job_of_another_model_with_a_matching_name_is_refused(
+    stack: Stack, lambda_context: Any
+) -> None:
+    write_model_artifacts(stack, JOB_1, evaluation(f1=0.99))
+    arn = stack.clients.sagemaker.describe_training_job(TrainingJobName=JOB_1)["TrainingJobArn"]
+    stack.clients.sagemaker.add_tags(
+        ResourceArn=arn, Tags=[{"Key": "mlops:model", "Value": "fraud"}]
+    )
+
+    outcome = promote.handler(training_event(JOB_1), lambda_context)
+
+    _refused(stack, outcome, "tagged mlops:model='fraud'")
+
+
+def test_job_run_with_another_role_is_refused(stack: Stack, lambda_context: Any) -> None:
+    write_model_artifacts(stack, JOB_1, evaluation(f1=0.99))
+    sagemaker_backend().training_jobs[JOB_1].role_arn = "arn:aws:iam::123456789012:role/other"
+
+    outcome = promote.handler(training_event(JOB_1), lambda_context)
+
+    _refused(stack, outcome, "ran with role 'arn:aws:iam::123456789012:role/other'")
+
+
+def test_completed_event_for_a_job_still_running_is_refused(
+    stack: Stack, lambda_context: Any
+) -> None:
+    write_model_artifacts(stack, JOB_1, evaluation(f1=0.99))
+    set_job_status(JOB_1, "InProgress")
+
+    outcome = promote.handler(training_event(JOB_1), lambda_context)
+
+    _refused(stack, outcome, f"the event says {JOB_1} is Completed; SageMaker says InProgress")
+
+
+def test_event_pointing_at_other_artifacts_is_refused(stack: Stack, lambda_context: Any) -> None:
+    write_model_artifacts(stack, JOB_1, evaluation(f1=0.5))
+    planted = f"s3://{ARTIFACTS}/{c.TRAINING_PREFIX}planted/model.tar.gz"
+    stack.clients.s3.put_object(
+        Bucket=ARTIFACTS,
+        Key=planted.split("/", 3)[3],
+        Body=model_tar({c.EVALUATION_FILE: evaluation(f1=0.99)}),
+    )
+    event = training_event(JOB_1)
+    event["detail"]["ModelArtifacts"]["S3ModelArtifacts"] = planted
+
+    outcome = promote.handler(event, lambda_context)
+
+    _refused(stack, outcome, f"the event's artifacts {planted} are not the job's own")
+
+
+def test_job_writing_outside_the_stacks_training_prefix_is_refused(
+    stack: Stack, lambda_context: Any
+) -> None:
+    write_model_artifacts(stack, JOB_1, evaluation(f1=0.99))
+    job = sagemaker_backend().training_jobs[JOB_1]
+    job.model_artifacts = {"S3ModelArtifacts": f"s3://{ARTIFACTS}/elsewhere/model.tar.gz"}
+
+    outcome = promote.handler(training_event(JOB_1), lambda_context)
+
+    _refused(stack, outcome, "reports artifacts")
+
+
+def test_ec2_job_without_retrains_lineage_record_is_refused(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(c.TRAINING_BACKEND, "ec2")
+    key = f"{c.TRAINING_PREFIX}{JOB_1}/output/model.tar.gz"
+    stack.clients.s3.put_object(
+        Bucket=ARTIFACTS, Key=key, Body=model_tar({c.EVALUATION_FILE: evaluation(f1=0.99)})
+    )
+    event = training_event(JOB_1)
+    event["source"] = c.EVENT_SOURCE
+
+    outcome = promote.handler(event, lambda_context)
+
+    _refused(stack, outcome, f"retrain never started {JOB_1}: no {c.LINEAGE_PREFIX}{JOB_1}.json")
+
+
+def test_ec2_job_with_retrains_lineage_record_is_promoted(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(c.TRAINING_BACKEND, "ec2")
+    key = f"{c.TRAINING_PREFIX}{JOB_1}/output/model.tar.gz"
+    stack.clients.s3.put_object(
+        Bucket=ARTIFACTS, Key=key, Body=model_tar({c.EVALUATION_FILE: evaluation(f1=0.8)})
+    )
+    stack.clients.s3.put_object(
+        Bucket=ARTIFACTS,
+        Key=f"{c.LINEAGE_PREFIX}{JOB_1}.json",
+        Body=b'{"job": "%s"}' % JOB_1.encode(),
+    )
+    event = training_event(JOB_1)
+    event["source"] = c.EVENT_SOURCE
+
+    outcome = promote.handler(event, lambda_context)
+
+    assert outcome["status"] == "deployed", outcome
 
 
 def test_missing_evaluation_alerts_and_registers_nothing(stack: Stack, lambda_context: Any) -> None:

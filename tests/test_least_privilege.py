@@ -41,6 +41,7 @@ from lambdas_helpers import (
     evaluation,
     load_event,
     model_tar,
+    set_job_status,
 )
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -156,6 +157,8 @@ def needs(call: Call, key_arn: str) -> list[Need]:
     elif call.service == "sagemaker":
         if op in {"ListTrainingJobs", "ListModelPackages"}:
             add(f"sagemaker:{op}", "*")
+        elif op == "ListTags":
+            add("sagemaker:ListTags", p["ResourceArn"])
         elif op == "CreateModelPackage":
             add(
                 "sagemaker:CreateModelPackage",
@@ -445,7 +448,29 @@ def _training_event(job: str) -> dict[str, Any]:
     return event
 
 
+def _create_job(job: str, status: str = "Completed", reason: str | None = None) -> None:
+    """The job as retrain creates it (moto completes it at once), for promote to verify."""
+    boto3.client("sagemaker", region_name=REGION).create_training_job(
+        TrainingJobName=job,
+        AlgorithmSpecification={
+            "TrainingImage": SETTINGS.training_image_uri,
+            "TrainingInputMode": "File",
+        },
+        RoleArn=N.role_arn("sagemaker"),
+        OutputDataConfig={"S3OutputPath": f"s3://{N.artifacts_bucket}/training/"},
+        ResourceConfig={
+            "InstanceType": "ml.m5.large",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 30,
+        },
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        Tags=[{"Key": "mlops:model", "Value": MODEL}],
+    )
+    set_job_status(job, status, reason)
+
+
 def _write_model(job: str, f1: float) -> None:
+    _create_job(job)
     files = {
         c.MODEL_FILE: b"not really a model",
         c.EVALUATION_FILE: evaluation(f1=f1),
@@ -553,21 +578,6 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
     assert better["status"] == "deployed" and better["action"] == "updated", better
 
     # an operator's PromoteRequest looks the job up (DescribeTrainingJob)
-    boto3.client("sagemaker", region_name=REGION).create_training_job(
-        TrainingJobName=JOB_2,
-        AlgorithmSpecification={
-            "TrainingImage": SETTINGS.training_image_uri,
-            "TrainingInputMode": "File",
-        },
-        RoleArn=N.role_arn("sagemaker"),
-        OutputDataConfig={"S3OutputPath": f"s3://{N.artifacts_bucket}/training/"},
-        ResourceConfig={
-            "InstanceType": "ml.m5.large",
-            "InstanceCount": 1,
-            "VolumeSizeInGB": 30,
-        },
-        StoppingCondition={"MaxRuntimeInSeconds": 3600},
-    )
     request = {
         "source": c.EVENT_SOURCE,
         "detail-type": c.PROMOTE_REQUEST,
@@ -591,6 +601,7 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
 
     failed = _training_event(f"{MODEL}-20240503-130000-0000000d")
     failed["detail"].update(TrainingJobStatus="Failed", FailureReason="AlgorithmError: boom")
+    _create_job(failed["detail"]["TrainingJobName"], "Failed", "AlgorithmError: boom")
     alerted = run("promote: failed training alerts", "promote", promote.handle, failed)
     assert alerted["status"] == "training-failed", alerted
 
