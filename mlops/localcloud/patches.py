@@ -245,7 +245,7 @@ def _patch_events(patcher: Patcher, cloud: LocalCloud) -> None:
 def _patch_s3(patcher: Patcher, cloud: LocalCloud) -> None:
     from moto.s3 import notifications
 
-    from mlops.localcloud.router import s3_object_event
+    from mlops.localcloud.events import s3_object_event
 
     original_eventbridge = notifications._send_event_bridge_message
 
@@ -291,7 +291,7 @@ def _patch_cloudwatch(patcher: Patcher, cloud: LocalCloud) -> None:
     from moto.cloudwatch.models import CloudWatchBackend
 
     from mlops.localcloud.awsutil import iso_z
-    from mlops.localcloud.router import alarm_event
+    from mlops.localcloud.events import alarm_event
 
     set_alarm_state = CloudWatchBackend.set_alarm_state
 

@@ -1,19 +1,19 @@
 """Event router: delivers EventBridge events to the deployed Lambda handlers.
 
-STAND-IN for EventBridge -> Lambda delivery and for the Lambda runtime, which
-moto lacks (its Lambda invoke needs Docker; its EventBridge cannot target Lambda).
+STAND-IN for EventBridge -> Lambda delivery, which moto lacks (its EventBridge
+cannot target Lambda; its Lambda invoke needs Docker).
 
 Events reach EventBridge rules in moto (``Rule.send_to_targets``, patched in
 :mod:`mlops.localcloud.patches`) from: S3 objects created in EventBridge-enabled
 buckets, ``PutEvents`` calls, training job state changes (the job runner),
-CloudWatch alarm state changes and fired schedules. For every enabled rule whose
-``EventPattern`` matches (moto's own matcher), each Lambda target becomes a
-:class:`Delivery`, queued and run in order on one worker thread: the deployed
-function's ``Handler`` (e.g. ``lambdas.retrain.handler``) is imported from the
-repository and called in a subprocess (``python -m mlops.localcloud.invoke``)
-with the function's environment variables plus ``AWS_ENDPOINT_URL`` pointing at
-the local cloud, so each function sees only its own environment, like Lambda.
-Non-Lambda targets (SQS, logs, ...) keep moto's own delivery.
+CloudWatch alarm state changes and fired schedules (their shapes are in
+:mod:`mlops.localcloud.events`). For every enabled rule whose ``EventPattern``
+matches (moto's own matcher), each Lambda target becomes a :class:`Delivery`,
+queued and run in order on one worker thread: the deployed function's
+``Handler`` (e.g. ``lambdas.retrain.handler``) runs in the Lambda runtime
+stand-in (:mod:`mlops.localcloud.invoke`) with its function's environment, and
+the outcome is recorded. Non-Lambda targets (SQS, logs, ...) keep moto's own
+delivery.
 
 Differences from AWS, on purpose: no retries (a failed invocation goes straight
 to the function's dead-letter queue, if set), one delivery at a time, and the
@@ -25,9 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -38,15 +35,13 @@ from queue import Queue
 from typing import Any
 
 from mlops.localcloud.activity import Activity
-from mlops.localcloud.awsutil import ClientFactory, epoch_ms, iso_z
-from mlops.localcloud.state import DEFAULT_REGION, EVENTS_FILE, FAKE_CREDENTIALS
+from mlops.localcloud.awsutil import ClientFactory, iso_z
+from mlops.localcloud.events import scheduled_event
+from mlops.localcloud.invoke import LambdaRuntime
+from mlops.localcloud.state import DEFAULT_REGION, EVENTS_FILE
 
 logger = logging.getLogger(__name__)
 
-# Lambda's init phase has its own 10 s budget on top of the function timeout.
-INIT_ALLOWANCE_S = 10.0
-_LOG_TAIL_CHARS = 4000
-_ENV_PREFIXES_DROPPED = ("AWS_", "MLOPS_", "SM_", "_HANDLER", "LAMBDA_")
 _SENTINEL = None
 
 
@@ -128,6 +123,8 @@ class EventRouter:
         Where ``events.jsonl`` and ``lambda/<function>.log`` are written.
     python_path : sequence of Path
         Put on the handlers' ``PYTHONPATH`` (the repository root first).
+    cwd : Path, optional
+        The handlers' working directory.
     """
 
     def __init__(
@@ -141,16 +138,18 @@ class EventRouter:
         cwd: Path | None = None,
     ) -> None:
         self.clients = clients
-        self.endpoint_url = endpoint_url
         self.activity = activity
         self.state_dir = state_dir
-        self.python_path = [str(p) for p in python_path]
-        self.cwd = cwd
+        self.runtime = LambdaRuntime(
+            endpoint_url=endpoint_url,
+            python_path=[str(p) for p in python_path],
+            cwd=cwd,
+            state_dir=state_dir,
+        )
         self.deliveries: list[dict[str, Any]] = []
         self._deliveries_lock = threading.Lock()
         self._queue: Queue[Delivery | None] = Queue()
         self._thread = threading.Thread(target=self._work, name="localcloud-router", daemon=True)
-        self._current: subprocess.Popen[bytes] | None = None
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -160,9 +159,7 @@ class EventRouter:
 
     def close(self, timeout: float = 10.0) -> None:
         self._closing = True
-        proc = self._current
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        self.runtime.kill()
         self._queue.put(_SENTINEL)
         self._thread.join(timeout)
 
@@ -306,35 +303,6 @@ class EventRouter:
         _, region, account = _arn_parts(arn)
         return lambda_backends[account][region or DEFAULT_REGION].get_function(arn)
 
-    def handler_env(self, fn: Any, request_id: str) -> dict[str, str]:
-        """The handler's environment: its function's variables on a Lambda-like base."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_ENV_PREFIXES_DROPPED)}
-        env.pop("PYTHONPATH", None)
-        region = getattr(fn, "region", DEFAULT_REGION)
-        env.update(
-            {
-                "AWS_REGION": region,
-                "AWS_DEFAULT_REGION": region,
-                "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
-                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(fn.timeout),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": f"localcloud/{request_id}",
-                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
-                "_HANDLER": fn.handler or "",
-                "_LOCALCLOUD_FUNCTION_ARN": fn.function_arn,
-                "_LOCALCLOUD_REQUEST_ID": request_id,
-                "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": os.pathsep.join(self.python_path),
-            }
-        )
-        env.update({k: str(v) for k, v in (fn.environment_vars or {}).items()})
-        # after the function's own variables: the local cloud is the only AWS there is
-        env.update(FAKE_CREDENTIALS)
-        env["AWS_ENDPOINT_URL"] = self.endpoint_url
-        return env
-
     def _deliver(self, delivery: Delivery) -> None:
         started = time.monotonic()
         record: dict[str, Any] = {
@@ -357,63 +325,13 @@ class EventRouter:
             return
         record["function"] = fn.function_name
         record["handler"] = fn.handler
-        result = self.invoke_handler(fn, delivery.payload, delivery.id)
+        result = self.runtime.invoke(fn, delivery.payload, delivery.id)
         record.update(result)
         if record["status"] != "succeeded":
             dlq = getattr(fn, "_localcloud_dead_letter_arn", None)
             if dlq:
                 record["dead_letter"] = self._send_to_dlq(dlq, delivery, record)
         self._record(record, started)
-
-    def invoke_handler(self, fn: Any, payload: Any, request_id: str) -> dict[str, Any]:
-        """Run ``fn``'s handler on ``payload`` in a subprocess; the outcome as a dict."""
-        if not fn.handler:
-            return {"status": "failed", "error": "the function has no Handler"}
-        env = self.handler_env(fn, request_id)
-        timeout = float(fn.timeout or 3) + INIT_ALLOWANCE_S
-        cmd = [sys.executable, "-m", "mlops.localcloud.invoke", fn.handler]
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=str(self.cwd) if self.cwd else None,
-        )
-        self._current = proc
-        try:
-            out, err = proc.communicate(json.dumps(payload).encode(), timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            timed_out = True
-        finally:
-            self._current = None
-        logs = err.decode("utf-8", "replace")
-        self._append_function_log(fn.function_name, request_id, logs)
-        outcome: dict[str, Any] = {"log_tail": logs[-_LOG_TAIL_CHARS:]}
-        if timed_out:
-            outcome.update(
-                status="failed",
-                error=f"Task timed out after {fn.timeout} seconds (+{INIT_ALLOWANCE_S:.0f} s init)",
-            )
-            return outcome
-        try:
-            result = json.loads(out.decode() or "null")
-        except ValueError:
-            result = out.decode("utf-8", "replace")
-        if proc.returncode == 0:
-            outcome.update(status="succeeded", result=result)
-        else:
-            message = result.get("errorMessage") if isinstance(result, dict) else None
-            kind = result.get("errorType") if isinstance(result, dict) else None
-            outcome.update(
-                status="failed",
-                error=f"{kind}: {message}" if kind else (message or f"exit code {proc.returncode}"),
-                result=result,
-            )
-        return outcome
 
     def _send_to_dlq(self, arn: str, delivery: Delivery, record: dict[str, Any]) -> str:
         service, region, _ = _arn_parts(arn)
@@ -442,17 +360,6 @@ class EventRouter:
             return f"failed: {exc}"
         return arn
 
-    def _append_function_log(self, function: str, request_id: str, text: str) -> None:
-        if self.state_dir is None:
-            return
-        path = self.state_dir / "lambda" / f"{function}.log"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as handle:
-                handle.write(f"START RequestId: {request_id}\n{text}END RequestId: {request_id}\n")
-        except OSError:
-            logger.warning("could not write %s", path)
-
     def _record(self, record: dict[str, Any], started: float) -> None:
         record["duration_s"] = round(time.monotonic() - started, 3)
         with self._deliveries_lock:
@@ -473,158 +380,3 @@ class EventRouter:
             record["status"],
             record.get("error", ""),
         )
-
-
-# ---------------------------------------------------------------------- event shapes
-
-
-def _base_event(
-    source: str, detail_type: str, account: str, region: str, resources: list[str]
-) -> dict[str, Any]:
-    # "time" stays an epoch float inside moto (its SQS/logs targets expect that);
-    # Lambda targets get the ISO form (lambda_event).
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": source,
-        "account": account,
-        "time": time.time(),
-        "region": region,
-        "resources": resources,
-        "detail": {},
-        "ingestion-time": time.time(),
-    }
-
-
-def scheduled_event(rule: Any) -> dict[str, Any]:
-    return _base_event(
-        "aws.events", "Scheduled Event", rule.account_id, rule.region_name, [rule.arn]
-    )
-
-
-S3_REASONS = {
-    "s3:ObjectCreated:Put": "PutObject",
-    "s3:ObjectCreated:Post": "PostObject",
-    "s3:ObjectCreated:Copy": "CopyObject",
-    "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
-    "s3:ObjectRemoved:Delete": "DeleteObject",
-    "s3:ObjectRemoved:DeleteMarkerCreated": "DeleteObject",
-}
-
-
-def s3_object_event(account: str, bucket: Any, event_name: str, key: Any) -> dict[str, Any] | None:
-    """The EventBridge "Object Created" / "Object Deleted" event for a moto key, as AWS sends it."""
-    reason = S3_REASONS.get(str(getattr(event_name, "value", event_name)))
-    if reason is None:
-        return None
-    created = reason != "DeleteObject"
-    event = _base_event(
-        "aws.s3",
-        "Object Created" if created else "Object Deleted",
-        account,
-        bucket.region_name,
-        [f"arn:aws:s3:::{bucket.name}"],
-    )
-    obj: dict[str, Any] = {"key": key.name, "sequencer": f"{time.time_ns():X}"}
-    if created:
-        obj["size"] = key.size
-        obj["etag"] = key.etag.replace('"', "")
-    version_id = getattr(key, "version_id", None)
-    if version_id and version_id != "null":
-        obj["version-id"] = version_id
-    event["detail"] = {
-        "version": "0",
-        "bucket": {"name": bucket.name},
-        "object": obj,
-        "request-id": uuid.uuid4().hex[:16].upper(),
-        "requester": account,
-        "source-ip-address": "127.0.0.1",
-        "reason": reason,
-    }
-    if not created:
-        event["detail"]["deletion-type"] = (
-            "Delete Marker Created"
-            if event_name.endswith("DeleteMarkerCreated")
-            else "Permanently Deleted"
-        )
-    return event
-
-
-def training_job_event(job: Any, account: str, region: str) -> dict[str, Any]:
-    """ "SageMaker Training Job State Change": the job's description, times in epoch ms."""
-    event = _base_event(
-        "aws.sagemaker", "SageMaker Training Job State Change", account, region, [job.arn]
-    )
-    detail: dict[str, Any] = {
-        "TrainingJobName": job.training_job_name,
-        "TrainingJobArn": job.arn,
-        "TrainingJobStatus": job.training_job_status,
-        "SecondaryStatus": job.secondary_status,
-        "HyperParameters": dict(job.hyper_parameters or {}),
-        "AlgorithmSpecification": job.algorithm_specification,
-        "RoleArn": job.role_arn,
-        "InputDataConfig": job.input_data_config,
-        "OutputDataConfig": job.output_data_config,
-        "ResourceConfig": job.resource_config,
-        "StoppingCondition": job.stopping_condition,
-        "CreationTime": epoch_ms(job.creation_time),
-        "TrainingStartTime": epoch_ms(job.training_start_time),
-        "TrainingEndTime": epoch_ms(job.training_end_time),
-        "LastModifiedTime": epoch_ms(job.last_modified_time),
-        "SecondaryStatusTransitions": [
-            {k: epoch_ms(v) if k.endswith("Time") else v for k, v in t.items()}
-            for t in job.secondary_status_transitions or []
-        ],
-        "Tags": {t["Key"]: t["Value"] for t in job.tags or []},
-    }
-    if getattr(job, "failure_reason", None):
-        detail["FailureReason"] = job.failure_reason
-    if job.model_artifacts:
-        detail["ModelArtifacts"] = job.model_artifacts
-    if job.final_metric_data_list:
-        detail["FinalMetricDataList"] = [
-            {**m, "Timestamp": epoch_ms(m.get("Timestamp"))} for m in job.final_metric_data_list
-        ]
-    event["detail"] = {k: v for k, v in detail.items() if v is not None}
-    return event
-
-
-def alarm_event(alarm: Any, account: str, region: str, previous: dict[str, Any]) -> dict[str, Any]:
-    """ "CloudWatch Alarm State Change" for a moto alarm that just changed state."""
-    event = _base_event(
-        "aws.cloudwatch", "CloudWatch Alarm State Change", account, region, [alarm.alarm_arn]
-    )
-    metrics = []
-    if getattr(alarm, "metric_name", None):
-        metrics.append(
-            {
-                "id": "m1",
-                "metricStat": {
-                    "metric": {
-                        "namespace": alarm.namespace,
-                        "name": alarm.metric_name,
-                        "dimensions": {
-                            d.name: d.value for d in getattr(alarm, "dimensions", None) or []
-                        },
-                    },
-                    "period": alarm.period,
-                    "stat": alarm.statistic,
-                },
-                "returnData": True,
-            }
-        )
-    state = {
-        "value": alarm.state_value,
-        "reason": alarm.state_reason,
-        "timestamp": iso_z(alarm.state_updated_timestamp),
-    }
-    if alarm.state_reason_data:
-        state["reasonData"] = alarm.state_reason_data
-    event["detail"] = {
-        "alarmName": alarm.name,
-        "state": state,
-        "previousState": previous,
-        "configuration": {"description": alarm.description or "", "metrics": metrics},
-    }
-    return event
