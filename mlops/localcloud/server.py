@@ -27,8 +27,9 @@ from typing import Any
 
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, iso_z
-from mlops.localcloud.endpoints import EndpointHost, ModelLoader
+from mlops.localcloud.endpoints import EndpointHost
 from mlops.localcloud.events import training_job_event
+from mlops.localcloud.model_cache import ModelLoader
 from mlops.localcloud.router import EventRouter
 from mlops.localcloud.runner import JobRunner
 from mlops.localcloud.state import CONTROL_PREFIX, HOST, LocalCloudError
