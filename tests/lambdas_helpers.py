@@ -13,6 +13,7 @@ is the narrow stand-in the tests use for it.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import tarfile
@@ -179,40 +180,29 @@ def lambda_context_fixture() -> _Context:
 def update_endpoint_standin_fixture(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     """STAND-IN for SageMaker ``UpdateEndpoint``, which moto does not implement.
 
-    Narrow on purpose: it checks that the endpoint and the new endpoint config exist,
-    records the request in ``stack.updates`` (so tests can read the DeploymentConfig),
-    and points moto's endpoint at the new config, which is what a successful blue/green
-    update ends with. Anything about the rollout itself (fleets, canary, baking, alarms)
-    is not simulated. Set ``stack.env["_FAIL_UPDATE"]`` to make it fail like AWS would.
+    The local cloud's :func:`mlops.localcloud.update_endpoint.repoint`, narrow on purpose:
+    it checks that the endpoint and the new endpoint config exist and points moto's
+    endpoint at the new config, which is what a successful blue/green update ends with.
+    Anything about the rollout itself (fleets, canary, baking, alarms) is not simulated.
+    Each request is recorded in ``stack.updates`` (so tests can read the DeploymentConfig).
+    Set ``stack.env["_FAIL_UPDATE"]`` to make it fail like AWS would.
     """
-    from moto.core.responses import ActionResult
-    from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.responses import SageMakerResponse
+    from mlops.localcloud import update_endpoint
 
-    def update_endpoint(self: SageMakerResponse) -> ActionResult:
-        name = self._get_param("EndpointName")
-        config_name = self._get_param("EndpointConfigName")
+    def record(request: update_endpoint.UpdateEndpointRequest) -> None:
         stack.updates.append(
             {
-                "EndpointName": name,
-                "EndpointConfigName": config_name,
-                "DeploymentConfig": self._get_param("DeploymentConfig"),
+                "EndpointName": request.endpoint_name,
+                "EndpointConfigName": request.endpoint_config_name,
+                "DeploymentConfig": request.deployment_config,
             }
         )
-        if stack.env.get("_FAIL_UPDATE"):
-            raise ValidationError(message=stack.env["_FAIL_UPDATE"])
-        backend = self.sagemaker_backend
-        endpoint = backend.endpoints.get(name)
-        if endpoint is None:
-            raise ValidationError(message=f"Could not find endpoint '{name}'.")
-        config = backend.describe_endpoint_config(config_name)
-        endpoint.endpoint_config_name = config_name
-        endpoint.production_variants = endpoint._process_production_variants(
-            config["ProductionVariants"]
-        )
-        return ActionResult({"EndpointArn": endpoint.arn})
 
-    monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
+    update_endpoint.install(
+        functools.partial(monkeypatch.setattr, raising=False),
+        on_request=record,
+        failure=lambda: stack.env.get("_FAIL_UPDATE"),
+    )
     return stack
 
 

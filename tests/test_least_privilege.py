@@ -25,6 +25,7 @@ whose key the call does not carry does not hold.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -56,6 +57,7 @@ from lambdas import drift, promote, retrain
 from lambdas.aws import Clients
 from lambdas.config import Config
 from lambdas.training import render_user_data
+from mlops.localcloud import update_endpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SETTINGS, _ = settings_for_stack("prod", REPO_ROOT)
@@ -495,26 +497,12 @@ def _capture_file(rows: list[list[Any]]) -> bytes:
 
 
 def _update_endpoint_standin(monkeypatch: pytest.MonkeyPatch, fail: dict[str, bool]) -> None:
-    """moto has no UpdateEndpoint: repoint the endpoint (see lambdas_helpers' stand-in),
-    or fail like AWS while ``fail["now"]``."""
-    from moto.core.responses import ActionResult
-    from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.responses import SageMakerResponse
-
-    def update_endpoint(self: SageMakerResponse) -> ActionResult:
-        if fail["now"]:
-            raise ValidationError(message="endpoint is being updated")
-        endpoint = self.sagemaker_backend.endpoints[self._get_param("EndpointName")]
-        config = self.sagemaker_backend.describe_endpoint_config(
-            self._get_param("EndpointConfigName")
-        )
-        endpoint.endpoint_config_name = config["EndpointConfigName"]
-        endpoint.production_variants = endpoint._process_production_variants(
-            config["ProductionVariants"]
-        )
-        return ActionResult({"EndpointArn": endpoint.arn})
-
-    monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
+    """moto has no UpdateEndpoint: repoint the endpoint (the stand-in lambdas_helpers uses
+    too), or fail like AWS while ``fail["now"]``."""
+    update_endpoint.install(
+        functools.partial(monkeypatch.setattr, raising=False),
+        failure=lambda: "endpoint is being updated" if fail["now"] else None,
+    )
 
 
 @pytest.fixture(name="world", scope="module")

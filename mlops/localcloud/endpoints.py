@@ -10,9 +10,10 @@ a fixed ``b'body'`` (even for a missing endpoint) and it has no ``UpdateEndpoint
   model refuses is a ``ModelError`` (424) carrying the model's status and
   message, as SageMaker does. With the config's ``DataCaptureConfig`` enabled,
   invocations are captured (:mod:`mlops.localcloud.data_capture`).
-- ``UpdateEndpoint``: validates the new config, sets ``Updating``, loads the new
-  config's models while the old config keeps serving, then swaps the endpoint to
-  the new config (``InService``). If loading fails the endpoint stays on the old config,
+- ``UpdateEndpoint`` (called through :mod:`mlops.localcloud.update_endpoint`):
+  validates the new config, sets ``Updating``, loads the new config's models
+  while the old config keeps serving, then swaps the endpoint to the new config
+  (``InService``). If loading fails the endpoint stays on the old config,
   ``InService``, with ``FailureReason`` set (SageMaker's rollback).
 """
 
@@ -29,6 +30,7 @@ from mlops.localcloud.awsutil import ClientFactory, utcnow
 from mlops.localcloud.data_capture import DataCapture
 from mlops.localcloud.model_cache import ModelCache, ModelLoader
 from mlops.localcloud.serving_state import EndpointFault, Serving, pick_variant, resolve
+from mlops.localcloud.update_endpoint import UpdateEndpointRequest, find_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -87,16 +89,14 @@ class EndpointHost:
 
     # ------------------------------------------------------------------ UpdateEndpoint
 
-    def update_endpoint(self, account: str, region: str, name: str, config_name: str) -> str:
+    def update_endpoint(self, request: UpdateEndpointRequest) -> str:
         """``UpdateEndpoint``; returns the endpoint ARN (raises moto's ValidationError)."""
         from moto.sagemaker.exceptions import ValidationError
-        from moto.sagemaker.models import FakeEndpoint
 
+        account, region, name = request.account, request.region, request.endpoint_name
+        config_name = request.endpoint_config_name
         backend = self._backend(account, region)
-        endpoint = backend.endpoints.get(name)
-        if endpoint is None:
-            arn = FakeEndpoint.arn_formatter(name, account, region)
-            raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+        endpoint = find_endpoint(backend, name)
         try:
             new = resolve(backend, config_name)
         except EndpointFault as fault:

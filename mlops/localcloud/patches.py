@@ -8,7 +8,8 @@ labelled with the AWS behaviour it stands in for and what does the work.
   (moto: Completed at once, nothing runs). Its ``Environment`` is kept (moto
   drops it) and its ``MetricDefinitions`` too (moto replaces them with a sample).
 - SageMaker ``StopTrainingJob``: added (moto lacks it); stops the job's process.
-- SageMaker ``UpdateEndpoint``: added (moto: 500 NotImplemented); endpoint host.
+- SageMaker ``UpdateEndpoint``: added (moto: 500 NotImplemented); endpoint host,
+  through :mod:`mlops.localcloud.update_endpoint`.
 - SageMaker ``DescribeEndpoint``: ``DataCaptureConfig`` in its summary shape
   (moto echoes the config's, which lacks ``CaptureStatus``/``CurrentSamplingPercentage``).
 - SageMaker ``DeleteEndpoint``: the endpoint host forgets the endpoint.
@@ -116,10 +117,12 @@ def _patch_policy_conditions(patcher: Patcher) -> None:
 
 
 def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
-    from moto.core.responses import ActionResult, EmptyResult
+    from moto.core.responses import EmptyResult
     from moto.sagemaker.exceptions import ValidationError
     from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
+
+    from mlops.localcloud import update_endpoint
 
     create_job = SageMakerModelBackend.create_training_job
 
@@ -164,18 +167,8 @@ def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
 
     patcher.set(SageMakerResponse, "stop_training_job", stop_training_job)
 
-    # STAND-IN: UpdateEndpoint (moto: 500 NotImplemented).
-    def update_endpoint(self: Any) -> Any:
-        backend = self.sagemaker_backend
-        arn = cloud.endpoints.update_endpoint(
-            backend.account_id,
-            backend.region_name,
-            self._get_param("EndpointName"),
-            self._get_param("EndpointConfigName"),
-        )
-        return ActionResult({"EndpointArn": arn})
-
-    patcher.set(SageMakerResponse, "update_endpoint", update_endpoint)
+    # STAND-IN: UpdateEndpoint (moto: 500 NotImplemented), rolled out by the endpoint host.
+    update_endpoint.install(patcher.set, lambda request: cloud.endpoints.update_endpoint(request))
 
     describe_endpoint = SageMakerModelBackend.describe_endpoint
 
