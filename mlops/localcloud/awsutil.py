@@ -1,4 +1,7 @@
-"""Small helpers shared by the runner, the router and the endpoint host."""
+"""Small helpers shared by the runner, the router and the endpoint host.
+
+S3 URIs are parsed by :func:`lambdas.aws.parse_s3_uri`, the one parser.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,6 @@ from lambdas.aws import client
 from mlops.localcloud.state import FAKE_KEYS
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an S3 URI: {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"S3 URI without a bucket: {uri!r}")
-    return bucket, key
-
-
 def join_s3(uri: str, *parts: str) -> str:
     out = uri.rstrip("/")
     for part in parts:
@@ -26,8 +19,8 @@ def join_s3(uri: str, *parts: str) -> str:
     return out
 
 
-def utcnow() -> datetime:
-    # moto keeps naive UTC datetimes in its models; keep the same convention there.
+def moto_now() -> datetime:
+    """Now in naive UTC: moto's models keep naive UTC datetimes (lambdas' clock is aware)."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.localcloud.activity import Activity
-from mlops.localcloud.awsutil import ClientFactory, utcnow
+from mlops.localcloud.awsutil import ClientFactory, moto_now
 from mlops.localcloud.data_capture import DataCapture
 from mlops.localcloud.model_cache import ModelCache, ModelLoader
 from mlops.localcloud.serving_state import EndpointFault, Serving, pick_variant, resolve
@@ -113,7 +113,7 @@ class EndpointHost:
             if key not in self._serving:  # pin what serves now, before anything changes
                 with contextlib.suppress(EndpointFault):
                     self._serving[key] = resolve(backend, endpoint.endpoint_config_name)
-        now = utcnow()
+        now = moto_now()
         endpoint.endpoint_status = "Updating"
         endpoint.failure_reason = None
         endpoint.last_modified_time = now
@@ -165,7 +165,7 @@ class EndpointHost:
         finally:
             endpoint.pending_deployment_summary = None
             endpoint.endpoint_status = "InService"
-            endpoint.last_modified_time = utcnow()
+            endpoint.last_modified_time = moto_now()
             self.activity.end("endpoint")
             current = threading.current_thread()
             if current in self._threads:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from mlops.localcloud.awsutil import ClientFactory, parse_s3_uri
+from lambdas.aws import parse_s3_uri
+from mlops.localcloud.awsutil import ClientFactory
 from mlops.localcloud.state import MODELS_DIR
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from mlops.localcloud import training_status
 from mlops.localcloud.activity import Activity
-from mlops.localcloud.awsutil import ClientFactory, utcnow
+from mlops.localcloud.awsutil import ClientFactory, moto_now
 from mlops.localcloud.state import JOBS_DIR
 from mlops.localcloud.training import (
     CURRENT_HOST,
@@ -214,7 +214,7 @@ class JobRunner:
 
     def _execute(self, job: Any, entry: _Entry, workspace: Workspace) -> None:
         s3 = self.clients("s3", entry.region)
-        job.training_start_time = utcnow()
+        job.training_start_time = moto_now()
         training_status.transition(job, "Downloading", "Downloading input data")
         launch = prepare(job, s3, workspace, region=entry.region, endpoint_url=self.endpoint_url)
         training_status.transition(

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.localcloud.awsutil import join_s3, parse_s3_uri, utcnow
+from lambdas.aws import parse_s3_uri
+from mlops.localcloud.awsutil import join_s3, moto_now
 from mlops.localcloud.state import FAKE_CREDENTIALS
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def download_code(s3: Any, uri: str, code_dir: Path) -> None:
 
 
 def download_prefix(s3: Any, uri: str, target: Path) -> None:
-    bucket, prefix = parse_s3_uri(uri)
+    bucket, prefix = parse_s3_uri(uri, need_key=False)
     target.mkdir(parents=True, exist_ok=True)
     count = 0
     try:
@@ -315,7 +316,7 @@ class MetricScraper:
                 self._metrics[metric_name] = {
                     "MetricName": metric_name,
                     "Value": value,
-                    "Timestamp": utcnow(),
+                    "Timestamp": moto_now(),
                 }
 
     def final(self) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.localcloud.awsutil import utcnow
+from mlops.localcloud.awsutil import moto_now
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 
@@ -25,7 +25,7 @@ _TERMINAL_MESSAGES = {
 
 def mark_queued(job: Any) -> None:
     """``CreateTrainingJob``: InProgress / Starting, nothing from moto's instant completion."""
-    now = utcnow()
+    now = moto_now()
     job.training_job_status = "InProgress"
     job.secondary_status = "Starting"
     job.secondary_status_transitions = [
@@ -56,7 +56,7 @@ def check_stoppable(job: Any) -> None:
 
 def transition(job: Any, status: str, message: str, terminal: bool = False) -> None:
     """A new secondary status; the previous transition ends now."""
-    now = utcnow()
+    now = moto_now()
     transitions = job.secondary_status_transitions or []
     if transitions and "EndTime" not in transitions[-1]:
         transitions[-1]["EndTime"] = now
@@ -71,7 +71,7 @@ def transition(job: Any, status: str, message: str, terminal: bool = False) -> N
 
 def finish(job: Any, status: str, secondary: str, reason: str | None = None) -> None:
     """The terminal status, its ``FailureReason``, end time and (billable) training time."""
-    now = utcnow()
+    now = moto_now()
     transition(job, secondary, _TERMINAL_MESSAGES.get(secondary, secondary), terminal=True)
     job.training_job_status = status
     job.failure_reason = reason
