@@ -1,4 +1,4 @@
-"""infra/policies.py: pure policy documents, scoped to one stack's resources."""
+"""infra/policies/: pure policy documents, scoped to one stack's resources."""
 
 from __future__ import annotations
 

@@ -1,0 +1,325 @@
+"""Policies of the control plane's functions: retrain (and its EC2 launch), promote, drift.
+
+Each function gets its own role; the statements name exactly the resources its handler
+touches (tests/test_least_privilege.py replays the handlers against these documents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from infra.naming import Names
+from infra.policies.grants import (
+    grant_stack_key,
+    list_prefixes,
+    objects,
+    pinned_objects,
+    put_metrics,
+    use_stack_key,
+)
+from infra.policies.statements import Document, Statement, allow, document
+from lambdas import constants as c
+
+
+def _publish_alerts(n: Names) -> Statement:
+    return allow("PublishAlerts", ["sns:Publish"], n.topic_arn)
+
+
+def _lambda_base(n: Names, kind: str, kms_key_arn: str) -> list[Statement]:
+    # The Lambda service and runtime act with the role: logs, the DLQ (SSE-KMS), traces,
+    # the environment (encrypted with the stack key).
+    return [
+        allow(
+            "WriteOwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            n.log_group_arn(n.function_log_group(kind)) + ":*",
+        ),
+        allow("SendToOwnDeadLetterQueue", ["sqs:SendMessage"], n.queue_arn(kind)),
+        # X-Ray has no resource-level permissions: "*" is the only valid resource.
+        allow("WriteTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
+        use_stack_key(kms_key_arn),
+    ]
+
+
+def _pass_role(sid: str, role_arn: str, service: str) -> Statement:
+    return allow(
+        sid,
+        ["iam:PassRole"],
+        role_arn,
+        Condition={"StringEquals": {"iam:PassedToService": service}},
+    )
+
+
+def _list_model_packages() -> Statement:
+    # sagemaker:ListModelPackages has no resource-level permission.
+    return allow("ListModelPackages", ["sagemaker:ListModelPackages"], "*")
+
+
+def _model_packages(n: Names) -> list[str]:
+    group = n.model_package_group
+    return [
+        n.sagemaker_arn("model-package-group", group),
+        n.sagemaker_arn("model-package", f"{group}/*"),
+    ]
+
+
+def _idempotency_records(n: Names) -> Statement:
+    # powertools idempotency (Get/Put/Update/DeleteItem) and the training lock. No Scan:
+    # only `mlops status` scans the table, with the operator's credentials.
+    return allow(
+        "IdempotencyRecords",
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        n.table_arn,
+    )
+
+
+def _serving_names(n: Names, resource_type: str) -> list[str]:
+    # Promote names SageMaker models and endpoint configs after the training job
+    # ("<model>-<stack>-…") or after the endpoint ("<project>-<stack>-<model>-…").
+    return [
+        n.sagemaker_arn(resource_type, f"{n.job_prefix}-*"),
+        n.sagemaker_arn(resource_type, f"{n.prefix}-*"),
+    ]
+
+
+def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Document:
+    """Retrain: start a training job for new data, once, with the champion's model as its
+    ``champion`` channel (see also :func:`launch_training_host_policy` for the EC2 backend)."""
+    return document(
+        *_lambda_base(n, "retrain", kms_key_arn),
+        allow(
+            # DescribeTrainingJob: is the job holding the lock still running? AddTags: the
+            # job is created with tags.
+            "RunTrainingJobs",
+            ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags"],
+            n.sagemaker_arn("training-job", f"{n.job_prefix}-*"),
+        ),
+        # sagemaker:ListTrainingJobs has no resource-level permission; it is read-only and
+        # needed for the "one training job in flight" guard.
+        allow("ListTrainingJobs", ["sagemaker:ListTrainingJobs"], "*"),
+        _pass_role("PassSageMakerRole", sagemaker_role_arn, "sagemaker.amazonaws.com"),
+        _idempotency_records(n),
+        # The data version is computed from the listing (keys, version IDs, ETags): no
+        # object is read. SageMaker reads the data and the code bundle with its own role.
+        list_prefixes(
+            "ListIncomingData", n, n.raw_bucket, [c.INCOMING_PREFIX], ["s3:ListBucketVersions"]
+        ),
+        allow("WriteLineage", ["s3:PutObject"], objects(n, n.artifacts_bucket, c.LINEAGE_PREFIX)),
+        # The champion (the latest Approved package of the group) becomes the job's
+        # "champion" channel: its ModelDataUrl, read by SageMaker with its own role.
+        _list_model_packages(),
+        allow(
+            "ReadChampionPackage",
+            ["sagemaker:DescribeModelPackage"],
+            n.sagemaker_arn("model-package", f"{n.model_package_group}/*"),
+        ),
+    )
+
+
+def launch_training_host_policy(
+    n: Names, *, launch_template_arn: str, ec2_role_arn: str, kms_key_arn: str
+) -> Document:
+    """Retrain, EC2 backend: launch the training host from this stack's template only."""
+    ec2 = f"arn:{n.partition}:ec2:{n.region}"
+    return document(
+        allow(
+            # The host's EBS volume is encrypted with the stack key: the launching principal
+            # lets EC2 use the key, and only through EC2.
+            "EncryptTrainingHostVolume",
+            [
+                "kms:CreateGrant",
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+            ],
+            kms_key_arn,
+            Condition={"StringEquals": {"kms:ViaService": f"ec2.{n.region}.amazonaws.com"}},
+        ),
+        allow(
+            # Every resource RunInstances touches must come from this stack's launch template.
+            "LaunchTrainingHostFromTemplate",
+            ["ec2:RunInstances"],
+            [
+                launch_template_arn,
+                f"{ec2}:{n.account_id}:instance/*",
+                f"{ec2}:{n.account_id}:volume/*",
+                f"{ec2}:{n.account_id}:network-interface/*",
+                f"{ec2}:{n.account_id}:security-group/*",
+                f"{ec2}:{n.account_id}:subnet/*",
+                f"{ec2}::image/*",
+            ],
+            Condition={"ArnLike": {"ec2:LaunchTemplate": launch_template_arn}},
+        ),
+        allow(
+            "TagTrainingHostAtLaunch",
+            ["ec2:CreateTags"],
+            [f"{ec2}:{n.account_id}:instance/*", f"{ec2}:{n.account_id}:volume/*"],
+            Condition={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+        ),
+        # ec2:DescribeInstances has no resource-level permission (read-only; the in-flight guard).
+        allow("DescribeTrainingHosts", ["ec2:DescribeInstances"], "*"),
+        _pass_role("PassTrainingHostRole", ec2_role_arn, "ec2.amazonaws.com"),
+    )
+
+
+def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Document:
+    """Promote: gate a finished job, register its model package, deploy it."""
+    endpoint = n.sagemaker_arn("endpoint", n.endpoint)
+    endpoint_configs = _serving_names(n, "endpoint-config")
+    autoscaling_slr = n.arn(
+        "iam",
+        "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+        region=False,
+    )
+    return document(
+        *_lambda_base(n, "promote", kms_key_arn),
+        _publish_alerts(n),  # failed training, unreadable evaluation, failed deployment
+        grant_stack_key(kms_key_arn),
+        allow(
+            "ReadTrainingJobs",
+            # ListTags: promote believes an event only for a job tagged with this model
+            ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+            n.sagemaker_arn("training-job", f"{n.job_prefix}-*"),
+        ),
+        allow(
+            "RegisterModelPackages",
+            [
+                "sagemaker:CreateModelPackage",
+                "sagemaker:DescribeModelPackage",
+                "sagemaker:UpdateModelPackage",
+                "sagemaker:AddTags",
+            ],
+            _model_packages(n),
+        ),
+        _list_model_packages(),
+        allow(
+            "ManageModels",
+            ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:AddTags"],
+            _serving_names(n, "model"),
+        ),
+        allow(
+            "ManageEndpointConfigs",
+            [
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:AddTags",
+            ],
+            endpoint_configs,
+        ),
+        allow(
+            "DeployEndpoint",
+            [
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
+                "sagemaker:AddTags",
+            ],
+            [endpoint, *endpoint_configs],
+        ),
+        _pass_role("PassSageMakerRole", sagemaker_role_arn, "sagemaker.amazonaws.com"),
+        allow(
+            # Scalable target ids are generated by AWS; the ARN pattern keeps it to this
+            # account and region.
+            "ScaleEndpointVariant",
+            [
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:PutScalingPolicy",
+            ],
+            n.arn("application-autoscaling", "scalable-target/*"),
+        ),
+        # application-autoscaling:DescribeScalingPolicies has no resource-level permission.
+        allow("DescribeScaling", ["application-autoscaling:DescribeScalingPolicies"], "*"),
+        allow(
+            # PutScalingPolicy (target tracking) creates and manages the policy's alarms
+            # as the caller: "TargetTracking-endpoint/<endpoint>/variant/<variant>-Alarm…".
+            "ManageTargetTrackingAlarms",
+            ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+            n.alarm_arn(f"TargetTracking-endpoint/{n.endpoint}/variant/*"),
+        ),
+        allow(
+            # UpdateEndpoint with AutoRollbackConfiguration reads the rollback alarms.
+            "ReadRollbackAlarms",
+            ["cloudwatch:DescribeAlarms"],
+            [n.alarm_arn(name) for name in n.rollback_alarms],
+        ),
+        _idempotency_records(n),
+        allow(
+            "CreateAutoscalingServiceLinkedRole",
+            ["iam:CreateServiceLinkedRole"],
+            autoscaling_slr,
+            Condition={
+                "StringLike": {
+                    "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"
+                }
+            },
+        ),
+        # ListBucket makes a missing object a 404 rather than a 403: a champion without its
+        # evaluation copy falls back to its model.tar.gz (get_json returns None).
+        list_prefixes("ListTrainingOutput", n, n.artifacts_bucket, [c.TRAINING_PREFIX]),
+        allow(
+            "ReadTrainingOutput",
+            ["s3:GetObject"],
+            objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+        ),
+        allow(
+            # training/<job>/evaluation.json: the copy the model package's metrics point at
+            "WriteEvaluationCopies",
+            ["s3:PutObject"],
+            objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+        ),
+    )
+
+
+def drift_policy(
+    n: Names,
+    *,
+    kms_key_arn: str,
+    metric_namespace: str,
+    extra_model_data_urls: Sequence[str] = (),
+) -> Document:
+    """Drift: read captured traffic, compare with the champion's baseline, raise the alarm.
+
+    The champion is what the endpoint serves (endpoint -> config -> model): a promoted
+    model under ``training/``, or the pinned model (``extra_model_data_urls``)."""
+    capture_prefix = f"{n.endpoint}/"  # SageMaker writes <endpoint>/<variant>/YYYY/…
+    statements = [
+        *_lambda_base(n, "drift", kms_key_arn),
+        _publish_alerts(n),  # drift over the threshold
+        list_prefixes("ListCapture", n, n.capture_bucket, [capture_prefix]),
+        allow("ReadCapture", ["s3:GetObject"], objects(n, n.capture_bucket, capture_prefix)),
+        # ListBucket makes a missing object a 404 rather than a 403 (the first run has no
+        # drift state yet: get_json returns None).
+        list_prefixes(
+            "ListDriftStateAndBaselines",
+            n,
+            n.artifacts_bucket,
+            [c.DRIFT_STATE_KEY_PREFIX, c.TRAINING_PREFIX],
+        ),
+        allow(
+            "ReadWriteDriftState",
+            ["s3:GetObject", "s3:PutObject"],
+            objects(n, n.artifacts_bucket, c.DRIFT_STATE_KEY_PREFIX),
+        ),
+        allow(
+            "ReadBaselines",
+            ["s3:GetObject"],
+            objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+        ),
+        put_metrics([metric_namespace]),
+        allow("RaiseDriftAlarm", ["cloudwatch:SetAlarmState"], n.alarm_arn(n.drift_alarm)),
+        allow(
+            "DescribeEndpoint",
+            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+            [n.sagemaker_arn("endpoint", n.endpoint), *_serving_names(n, "endpoint-config")],
+        ),
+        # the served model's ModelDataUrl (-> baseline.json)
+        allow("DescribeServingModel", ["sagemaker:DescribeModel"], _serving_names(n, "model")),
+    ]
+    pinned = pinned_objects(n, extra_model_data_urls)
+    if pinned:
+        statements.append(allow("ReadPinnedModelBaseline", ["s3:GetObject"], pinned))
+    return document(*statements)
