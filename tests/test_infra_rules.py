@@ -1,4 +1,4 @@
-"""infra/rules.py and the CrossGuard pack: each rule passes on the stack's own resource
+"""infra/rules/ and the CrossGuard pack: each rule passes on the stack's own resource
 and fails on a deliberately bad copy of it."""
 
 from __future__ import annotations
@@ -172,6 +172,63 @@ def test_rule_passes_on_ours_and_fails_on_a_bad_copy(case: Case) -> None:
 
 def test_every_resource_rule_has_a_failing_case() -> None:
     assert {case.rule for case in CASES} == set(rules.RULES_BY_NAME)
+
+
+RULE_ORDER = [
+    "iam-no-wildcard-actions",
+    "iam-no-public-principal",
+    "iam-no-full-access-managed-policies",
+    "s3-encryption-kms",
+    "s3-public-access-block",
+    "s3-deny-insecure-transport",
+    "s3-ownership-enforced",
+    "s3-versioning-enabled",
+    "s3-object-kms",
+    "kms-key-rotation",
+    "ec2-launch-template-hardened",
+    "ec2-security-group-no-ingress",
+    "sqs-kms",
+    "sns-kms",
+    "dynamodb-kms-pitr",
+    "logs-kms-retention",
+    "lambda-dlq-concurrency-tracing",
+    "sagemaker-capture-kms",
+]
+
+
+def test_rule_table_keeps_its_order_and_unique_names() -> None:
+    # The order is what CrossGuard declares and what violations are reported in.
+    assert [r.name for r in rules.RESOURCE_RULES] == RULE_ORDER
+    assert [r.name for r in rules.STACK_RULES] == [
+        "s3-bucket-companions",
+        "sagemaker-endpoint-safe-deployment",
+    ]
+    names = [r.name for r in (*rules.RESOURCE_RULES, *rules.STACK_RULES)]
+    assert len(names) == len(set(names)), names
+
+
+def test_rule_set_declares_a_rule_beside_its_check() -> None:
+    rule_set = rules.RuleSet()
+
+    @rule_set.resource("x-rule", "X is fine", [rules.QUEUE, rules.TOPIC])
+    def check(resource_type: str, props: Props) -> list[str]:
+        return [] if props.get("ok") else ["not ok"]
+
+    @rule_set.stack("x-stack-rule", "Stack is fine")
+    def stack_check(resources: Any) -> list[tuple[str, str]]:
+        return []
+
+    (rule,) = rule_set.resource_rules
+    assert (rule.name, rule.description, rule.types) == (
+        "x-rule",
+        "X is fine",
+        frozenset({rules.QUEUE, rules.TOPIC}),
+    )
+    assert rule.check is check and check(rules.QUEUE, {}) == ["not ok"]
+    assert [(r.name, r.check) for r in rule_set.stack_rules] == [("x-stack-rule", stack_check)]
+    # every registered check stays importable under its own name from infra.rules
+    for registered in (*rules.RESOURCE_RULES, *rules.STACK_RULES):
+        assert getattr(rules, registered.check.__name__) is registered.check
 
 
 def test_serverless_endpoint_config_is_exempt_from_capture() -> None:

@@ -1,0 +1,55 @@
+"""Policy documents inside resource properties: parsing them and reading statements."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from infra.rules.props import as_list
+from infra.rules.resource_types import POLICY_DOCUMENT_TYPES, ROLE
+
+
+def parse_policy(value: Any) -> Mapping[str, Any] | None:
+    """A policy document from a JSON string or a mapping; None if absent; raises ValueError
+    if it is not a JSON object."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        parsed = json.loads(value)
+        if not isinstance(parsed, Mapping):
+            raise ValueError("policy is not a JSON object")
+        return parsed
+    if isinstance(value, Mapping):
+        return value
+    raise ValueError(f"policy has an unexpected type {type(value).__name__}")
+
+
+def statements(document: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    if document is None:
+        return []
+    return [s for s in as_list(document.get("Statement")) if isinstance(s, Mapping)]
+
+
+def policy_documents(resource_type: str, props: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(label, raw document) pairs of a resource."""
+    docs: list[tuple[str, Any]] = []
+    if resource_type in POLICY_DOCUMENT_TYPES:
+        docs.append(("policy", props.get("policy")))
+    if resource_type == ROLE:
+        for inline in as_list(props.get("inlinePolicies")):
+            if isinstance(inline, Mapping):
+                docs.append((f"inline policy {inline.get('name')}", inline.get("policy")))
+    return docs
+
+
+def statement_id(statement: Mapping[str, Any], index: int) -> str:
+    return str(statement.get("Sid") or f"#{index}")
+
+
+def public_principal(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, Mapping):
+        return any(v == "*" or "*" in as_list(v) for v in principal.values())
+    return False
