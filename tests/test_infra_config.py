@@ -1,16 +1,18 @@
-"""infra/config.py: stack files load as the CLI would; bad values give a clear message."""
+"""infra/config/: stack files load as the CLI would; bad values give a clear message."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from infra_helpers import REPO_ROOT
 
 from infra import config as cfg
-from infra.config import ConfigError, load_settings, load_stack_config, settings_for_stack
+from infra.config import ConfigError, keys, load_settings, load_stack_config, settings_for_stack
 from infra.preview import run_program
+from lambdas import constants as c
 
 BASE = {"aws:region": "us-east-1", "mlops:modelName": "fraud"}
 
@@ -52,6 +54,55 @@ def test_every_key_is_documented_and_read() -> None:
 
     load_settings(getter, stack="dev")
     assert {k.removeprefix("mlops:") for k in asked if k.startswith("mlops:")} == cfg.KEY_NAMES
+
+
+def _field(key: cfg.Key) -> str:
+    """The Settings field of a key: camelCase -> snake_case."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key.name).lower()
+
+
+LITERAL_DEFAULTS = [k for k in cfg.KEYS if k.default is not None and not k.default.startswith("(")]
+
+
+def test_lambda_keys_default_as_the_lambdas_do() -> None:
+    env_keys = [k for k in cfg.KEYS if k.env is not None and k.env in c.DEFAULTS]
+    assert len(env_keys) >= 18, [k.name for k in env_keys]
+    for key in env_keys:
+        assert key.default == c.DEFAULTS[key.env], f"mlops:{key.name} vs {key.env}"
+    # a key that names a Lambda variable without a control-plane default computes its own
+    for key in cfg.KEYS:
+        if key.env is not None and key.env not in c.DEFAULTS:
+            assert key.default is not None and key.default.startswith("("), key.name
+
+
+@pytest.mark.parametrize("key", LITERAL_DEFAULTS, ids=lambda k: k.name)
+def test_unset_key_takes_the_key_table_default(key: cfg.Key) -> None:
+    value = getattr(settings(), _field(key))
+    assert str(value) == key.default, f"mlops:{key.name}: {value!r} != {key.default!r}"
+
+
+@pytest.mark.parametrize(
+    ("name", "default", "expected"),
+    [
+        ("driftThreshold", "0.35", 0.35),  # number
+        ("trainingMaxSeconds", "7200", 7200),  # integer
+        ("endpointMode", "instance", "instance"),  # choice
+        ("trainingInstanceType", "ml.c5.xlarge", "ml.c5.xlarge"),  # matching
+        ("retrainSchedule", "rate(2 days)", "rate(2 days)"),  # schedule (string)
+        ("trainingHyperparameters", '{"b": 1, "a": 2}', '{"a": 2, "b": 1}'),
+    ],
+)
+def test_reader_reads_defaults_from_the_key_table(
+    monkeypatch: pytest.MonkeyPatch, name: str, default: str, expected: object
+) -> None:
+    monkeypatch.setitem(keys.KEY_DEFAULTS, name, default)
+    assert getattr(settings(), _field(cfg.Key(name, None, ""))) == expected
+
+
+def test_docs_show_the_key_table_defaults() -> None:
+    doc = (REPO_ROOT / "docs" / "infra.md").read_text()
+    for key in LITERAL_DEFAULTS:
+        assert f"| `mlops:{key.name}` | `{key.default}` |" in doc, key.name
 
 
 @pytest.mark.parametrize(

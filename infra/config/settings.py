@@ -1,0 +1,55 @@
+"""What the stack's configuration becomes: one frozen, validated :class:`Settings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A stack configuration value is missing or invalid (the message names the key)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the program needs from configuration, validated."""
+
+    project: str
+    stack: str
+    region: str
+    model_name: str
+    endpoint_mode: str
+    retrain_schedule: str
+    drift_schedule: str
+    drift_threshold: float
+    promotion_margin: float
+    min_minority_recall: float
+    training_backend: str
+    training_instance_type: str
+    training_image_uri: str
+    training_max_seconds: int
+    training_hyperparameters: str  # a JSON object, normalised (sorted keys)
+    serving_image_uri: str
+    serverless_memory_mb: int
+    serverless_max_concurrency: int
+    endpoint_instance_type: str
+    endpoint_instance_count: int
+    autoscaling_min: int
+    autoscaling_max: int
+    autoscaling_target: int
+    canary_percent: int
+    capture_sample_percent: int
+    capture_retention_days: int
+    noncurrent_version_days: int
+    raw_expiration_days: int | None
+    access_log_retention_days: int
+    log_retention_days: int
+    lambda_reserved_concurrency: int
+    lambda_timeout_seconds: int
+    lambda_memory_mb: int
+    endpoint_latency_p99_ms: int
+    metric_namespace: str
+    ec2_ami_id: str | None
+    ec2_instance_type: str
+    alert_email: str | None
+    powertools_layer_arn: str
+    pinned_model_data_url: str | None
