@@ -7,9 +7,12 @@ cannot disagree about what a job looks like.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shlex
 from collections.abc import Mapping
+from importlib import resources
 from typing import Any
 
 from lambdas import constants as c
@@ -254,122 +257,40 @@ def build_training_request(
 
 # --- EC2 backend ----------------------------------------------------------------------
 
-_USER_DATA = """#!/bin/bash
-# mlops training host for {job}: runs the SageMaker training contract once, uploads
-# the same artifacts a SageMaker job would, reports the outcome, then terminates.
-set -uo pipefail
-exec > >(tee -a /var/log/mlops-training.log) 2>&1
-JOB={job}
-REGION={region}
-export AWS_DEFAULT_REGION="$REGION"
-OUT={out}
-LINEAGE={lineage}
-CODE={code}
-CHAMPION={champion}
-KMS={kms}
-MAX_SECONDS={max_seconds}
-VENV=/opt/mlops/venv
-STATUS=Failed
-REASON="training host did not finish"
-# dead man's switch: the host goes away even if this script hangs
-shutdown -h +$(( MAX_SECONDS / 60 + 30 )) || true
+#: The host's script, beside this module (so it is in the function's zip): bash with
+#: ``@@NAME@@`` markers, a spelling no bash syntax uses, filled by :func:`render_user_data`.
+USER_DATA_TEMPLATE = "ec2_host.sh"
+_FIELD = re.compile(r"@@([A-Z][A-Z0-9_]*)@@")
 
-sse() {{ if [ -n "$KMS" ]; then echo --sse aws:kms --sse-kms-key-id "$KMS"; fi; }}
 
-finish() {{
-  set +e
-  if [ "$STATUS" != Completed ]; then
-    mkdir -p /opt/ml/output
-    [ -s /opt/ml/output/failure ] || echo "$REASON" > /opt/ml/output/failure
-    REASON=$(head -c 1000 /opt/ml/output/failure)
-    aws s3 cp /opt/ml/output/failure "$OUT/failure" $(sse)
-  fi
-  aws s3 cp /var/log/mlops-training.log "$OUT/host.log" $(sse)
-  DETAIL=$(STATUS="$STATUS" REASON="$REASON" JOB="$JOB" OUT="$OUT" python3 -c '
-import json, os
-d = {{"TrainingJobName": os.environ["JOB"], "TrainingJobStatus": os.environ["STATUS"],
-     "ModelArtifacts": {{"S3ModelArtifacts": os.environ["OUT"] + "/model.tar.gz"}},
-     "Backend": "ec2"}}
-if os.environ["STATUS"] != "Completed":
-    d["FailureReason"] = os.environ["REASON"]
-print(json.dumps([{{"Source": {source}, "DetailType": {detail_type},
-                    "Detail": json.dumps(d)}}]))')
-  aws events put-events --entries "$DETAIL"
-  shutdown -h now
-}}
-trap finish EXIT
+@functools.cache
+def user_data_template() -> str:
+    """The text of ``lambdas/ec2_host.sh``."""
+    return resources.files("lambdas").joinpath(USER_DATA_TEMPLATE).read_text(encoding="utf-8")
 
-step() {{ REASON="$1"; }}
 
-step "could not install python"
-dnf install -y -q python3.11 python3.11-pip || exit 1
-python3.11 -m venv "$VENV" || exit 1
+def fill_template(template: str, fields: Mapping[str, str]) -> str:
+    """Replace every ``@@NAME@@`` of ``template`` with ``fields[NAME]``, in one pass (a value
+    that itself contains ``@@X@@`` stays as it is).
 
-step "could not fetch the code bundle $CODE"
-mkdir -p /opt/ml/code /opt/ml/model /opt/ml/output/data /opt/ml/input/config \\
-  /opt/ml/input/data/train
-aws s3 cp "$CODE" /tmp/code.tar.gz && tar -xzf /tmp/code.tar.gz -C /opt/ml/code || exit 1
+    Raises
+    ------
+    KeyError
+        A marker has no field.
+    ValueError
+        A field has no marker (a typo on either side).
+    """
+    used: set[str] = set()
 
-step "could not install the jobs' dependencies"
-if [ -f /opt/ml/code/requirements.txt ]; then
-  "$VENV/bin/pip" install -q -r /opt/ml/code/requirements.txt || exit 1
-else
-  "$VENV/bin/pip" install -q {requirements} || exit 1
-fi
+    def value(match: re.Match[str]) -> str:
+        used.add(match[1])
+        return fields[match[1]]
 
-step "could not fetch the training data listed in $LINEAGE"
-aws s3 cp "$LINEAGE" /tmp/lineage.json || exit 1
-python3 -c '
-import json
-for o in json.load(open("/tmp/lineage.json"))["objects"]:
-    print("\\t".join([o["bucket"], o["key"], o["version_id"]]))' > /tmp/objects.tsv || exit 1
-while IFS=$'\\t' read -r BUCKET KEY VERSION; do
-  DEST="/opt/ml/input/data/train/${{KEY#{incoming}}}"
-  mkdir -p "$(dirname "$DEST")"
-  if [ "$VERSION" = null ]; then
-    aws s3api get-object --bucket "$BUCKET" --key "$KEY" "$DEST" > /dev/null || exit 1
-  else
-    aws s3api get-object --bucket "$BUCKET" --key "$KEY" --version-id "$VERSION" \\
-      "$DEST" > /dev/null || exit 1
-  fi
-done < /tmp/objects.tsv
-
-CHANNELS='["train"]'
-if [ -n "$CHAMPION" ]; then
-  # optional: without it the job trains as a first model would (no same-split comparison)
-  mkdir -p /opt/ml/input/data/champion
-  if aws s3 cp "$CHAMPION" /opt/ml/input/data/champion/model.tar.gz; then
-    export SM_CHANNEL_CHAMPION=/opt/ml/input/data/champion
-    CHANNELS='["champion", "train"]'
-  else
-    echo "could not fetch the champion's model $CHAMPION: no same-split comparison"
-  fi
-fi
-
-cat > /opt/ml/input/config/hyperparameters.json <<'MLOPS_HPS'
-{encoded_hps}
-MLOPS_HPS
-export SM_HPS={hps}
-export SM_MODEL_DIR=/opt/ml/model SM_CHANNEL_TRAIN=/opt/ml/input/data/train
-export SM_OUTPUT_DATA_DIR=/opt/ml/output/data SM_OUTPUT_DIR=/opt/ml/output
-export SM_CHANNELS="$CHANNELS" SM_CURRENT_HOST=algo-1 SM_HOSTS='["algo-1"]'
-export SM_NUM_CPUS=$(nproc) SM_MODULE_NAME=train SM_TRAINING_ENV="{{}}"
-
-step "training failed (see host.log)"
-cd /opt/ml/code
-timeout "$MAX_SECONDS" "$VENV/bin/python" -m jobs.train
-RC=$?
-if [ $RC -eq 124 ]; then step "MaxRuntimeExceeded: stopped after $MAX_SECONDS s"; exit 1; fi
-[ $RC -eq 0 ] || exit 1
-
-step "could not upload the artifacts to $OUT"
-tar -czf /tmp/model.tar.gz -C /opt/ml/model . || exit 1
-tar -czf /tmp/output.tar.gz -C /opt/ml/output/data . || exit 1
-aws s3 cp /tmp/model.tar.gz "$OUT/model.tar.gz" $(sse) || exit 1
-aws s3 cp /tmp/output.tar.gz "$OUT/output.tar.gz" $(sse) || exit 1
-STATUS=Completed
-REASON=""
-"""
+    text = _FIELD.sub(value, template)
+    unused = sorted(set(fields) - used)
+    if unused:
+        raise ValueError(f"{USER_DATA_TEMPLATE} has no marker for {', '.join(unused)}")
+    return text
 
 
 def render_user_data(
@@ -393,21 +314,26 @@ def render_user_data(
     hps["sagemaker_submit_directory"] = "/opt/ml/code"
     decoded = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
     q = shlex.quote
-    return _USER_DATA.format(
-        job=q(job_name),
-        region=q(config.region),
-        out=q(f"{output_prefix(config)}{job_name}/output"),
-        lineage=q(f"s3://{config.artifacts_bucket}/{c.LINEAGE_PREFIX}{job_name}.json"),
-        code=q(str(config.code_s3_uri)),
-        champion=q(champion_model_uri(config, champion) or ""),
-        kms=q(config.kms_key_arn or ""),
-        max_seconds=int(config.training_max_seconds),
-        source=json.dumps(c.EVENT_SOURCE),
-        detail_type=json.dumps(c.TRAINING_STATE_CHANGE),
-        requirements=" ".join(q(r) for r in EC2_REQUIREMENTS),
-        incoming=c.INCOMING_PREFIX,
-        encoded_hps=json.dumps(encode_hyperparameters(hps), indent=1),
-        hps=q(json.dumps(decoded)),
+    return fill_template(
+        user_data_template(),
+        {
+            "JOB": q(job_name),
+            "REGION": q(config.region),
+            "OUT": q(f"{output_prefix(config)}{job_name}/output"),
+            "LINEAGE": q(f"s3://{config.artifacts_bucket}/{c.LINEAGE_PREFIX}{job_name}.json"),
+            "CODE": q(str(config.code_s3_uri)),
+            "CHAMPION": q(champion_model_uri(config, champion) or ""),
+            "KMS": q(config.kms_key_arn or ""),
+            "MAX_SECONDS": str(int(config.training_max_seconds)),
+            # inside the python3 -c '...' of finish(): JSON strings, no single quotes
+            "SOURCE": json.dumps(c.EVENT_SOURCE),
+            "DETAIL_TYPE": json.dumps(c.TRAINING_STATE_CHANGE),
+            "REQUIREMENTS": " ".join(q(r) for r in EC2_REQUIREMENTS),
+            "INCOMING": c.INCOMING_PREFIX,
+            # inside a quoted heredoc: taken literally
+            "ENCODED_HPS": json.dumps(encode_hyperparameters(hps), indent=1),
+            "HPS": q(json.dumps(decoded)),
+        },
     )
 
 
