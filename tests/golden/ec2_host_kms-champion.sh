@@ -18,6 +18,8 @@ REASON="training host did not finish"
 # dead man's switch: the host goes away even if this script hangs
 shutdown -h +$(( MAX_SECONDS / 60 + 30 )) || true
 
+# The S3 upload flags for the stack key: no word, or four words that callers split
+# (unquoted $(sse)); a KMS key ARN has no blanks or glob characters.
 sse() { if [ -n "$KMS" ]; then echo --sse aws:kms --sse-kms-key-id "$KMS"; fi; }
 
 finish() {
@@ -26,8 +28,10 @@ finish() {
     mkdir -p /opt/ml/output
     [ -s /opt/ml/output/failure ] || echo "$REASON" > /opt/ml/output/failure
     REASON=$(head -c 1000 /opt/ml/output/failure)
+    # shellcheck disable=SC2046 # $(sse) is split into its words on purpose
     aws s3 cp /opt/ml/output/failure "$OUT/failure" $(sse)
   fi
+  # shellcheck disable=SC2046 # $(sse) is split into its words on purpose
   aws s3 cp /var/log/mlops-training.log "$OUT/host.log" $(sse)
   DETAIL=$(STATUS="$STATUS" REASON="$REASON" JOB="$JOB" OUT="$OUT" python3 -c '
 import json, os
@@ -101,14 +105,16 @@ cat > /opt/ml/input/config/hyperparameters.json <<'MLOPS_HPS'
  "champion-package": "\"arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-packages/3\""
 }
 MLOPS_HPS
+# shellcheck disable=SC2016 # single-quoted on purpose: hyperparameters are never expanded
 export SM_HPS='{"target": "label", "champion-package": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-packages/3"}'
 export SM_MODEL_DIR=/opt/ml/model SM_CHANNEL_TRAIN=/opt/ml/input/data/train
 export SM_OUTPUT_DATA_DIR=/opt/ml/output/data SM_OUTPUT_DIR=/opt/ml/output
 export SM_CHANNELS="$CHANNELS" SM_CURRENT_HOST=algo-1 SM_HOSTS='["algo-1"]'
-export SM_NUM_CPUS=$(nproc) SM_MODULE_NAME=train SM_TRAINING_ENV="{}"
+SM_NUM_CPUS=$(nproc)
+export SM_NUM_CPUS SM_MODULE_NAME=train SM_TRAINING_ENV="{}"
 
 step "training failed (see host.log)"
-cd /opt/ml/code
+cd /opt/ml/code || exit 1
 timeout "$MAX_SECONDS" "$VENV/bin/python" -m jobs.train
 RC=$?
 if [ $RC -eq 124 ]; then step "MaxRuntimeExceeded: stopped after $MAX_SECONDS s"; exit 1; fi
@@ -117,7 +123,9 @@ if [ $RC -eq 124 ]; then step "MaxRuntimeExceeded: stopped after $MAX_SECONDS s"
 step "could not upload the artifacts to $OUT"
 tar -czf /tmp/model.tar.gz -C /opt/ml/model . || exit 1
 tar -czf /tmp/output.tar.gz -C /opt/ml/output/data . || exit 1
+# shellcheck disable=SC2046 # $(sse) is split into its words on purpose
 aws s3 cp /tmp/model.tar.gz "$OUT/model.tar.gz" $(sse) || exit 1
+# shellcheck disable=SC2046 # $(sse) is split into its words on purpose
 aws s3 cp /tmp/output.tar.gz "$OUT/output.tar.gz" $(sse) || exit 1
 STATUS=Completed
 REASON=""
