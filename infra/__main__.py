@@ -28,7 +28,7 @@ def _get(key: str) -> str | None:
 
 
 def read_settings() -> Settings:
-    """Validate the stack's configuration (raises ConfigError naming the bad key)."""
+    """Validate the stack's configuration (raises StackConfigError naming the bad key)."""
     # Every key that is set (to catch typos): the CLI passes them either way.
     keys = {*runtime_config.get_config_env(), *runtime_config.CONFIG.get()}
     return load_settings(

@@ -343,7 +343,7 @@ def run_program(
 ) -> ProgramRun:
     """Run the program for ``Pulumi.<stack>.yaml`` (plus config ``overrides``) under mocks.
 
-    Raises :class:`infra.config.ConfigError` for an unknown stack or bad configuration.
+    Raises :class:`infra.config.StackConfigError` for an unknown stack or bad configuration.
     Not thread-safe: Pulumi's mock runtime is global; runs go one after another.
     """
     settings, values = settings_for_stack(stack, repo_root, overrides)

@@ -20,7 +20,7 @@ from botocore.exceptions import ParamValidationError
 from e2e_helpers import REPO_ROOT
 from localcloud_helpers import client
 
-from infra.config import ConfigError
+from infra.config import StackConfigError
 from mlops.deploy import DeployError, DeployResult, deploy, destroy, stack_outputs, state_path
 from mlops.deploy.mocks import HANDLERS
 from mlops.localcloud.server import LocalCloud
@@ -193,7 +193,9 @@ def test_deploying_again_changes_nothing(deploys: Deploys) -> None:
 
 
 def test_unknown_stack_lists_the_available_ones(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown stack 'nope'.*available stacks: dev, local"):
+    with pytest.raises(
+        StackConfigError, match=r"unknown stack 'nope'.*available stacks: dev, local"
+    ):
         deploy("nope", "http://127.0.0.1:1", tmp_path, REPO_ROOT)
     assert not state_path(tmp_path, "nope").exists()
 

@@ -10,7 +10,13 @@ import pytest
 from infra_helpers import REPO_ROOT
 
 from infra import config as cfg
-from infra.config import ConfigError, keys, load_settings, load_stack_config, settings_for_stack
+from infra.config import (
+    StackConfigError,
+    keys,
+    load_settings,
+    load_stack_config,
+    settings_for_stack,
+)
 from infra.preview import run_program
 from lambdas import constants as c
 
@@ -120,7 +126,7 @@ def test_default_image_per_region(region: str, account: str) -> None:
 
 
 def test_unknown_region_without_explicit_image() -> None:
-    with pytest.raises(ConfigError, match=r"mlops:trainingImageUri: .*'sa-east-1'.*set"):
+    with pytest.raises(StackConfigError, match=r"mlops:trainingImageUri: .*'sa-east-1'.*set"):
         settings(**{"aws:region": "sa-east-1"})
     image = "123456789012.dkr.ecr.sa-east-1.amazonaws.com/my-sklearn:1.0"
     s = settings(**{"aws:region": "sa-east-1", "trainingImageUri": image, "servingImageUri": image})
@@ -128,12 +134,12 @@ def test_unknown_region_without_explicit_image() -> None:
 
 
 def test_missing_model_name() -> None:
-    with pytest.raises(ConfigError, match=r"mlops:modelName is required"):
+    with pytest.raises(StackConfigError, match=r"mlops:modelName is required"):
         load_settings({"aws:region": "us-east-1"}.get, stack="dev")
 
 
 def test_missing_region() -> None:
-    with pytest.raises(ConfigError, match=r"aws:region is required"):
+    with pytest.raises(StackConfigError, match=r"aws:region is required"):
         load_settings({"mlops:modelName": "fraud"}.get, stack="dev")
 
 
@@ -179,29 +185,33 @@ def test_missing_region() -> None:
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(key: str, value: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(StackConfigError, match=message):
         settings(**{key: value})
 
 
 def test_autoscaling_max_below_min() -> None:
-    with pytest.raises(ConfigError, match=r"mlops:autoscalingMax: 2 .* >= autoscalingMin \(3\)"):
+    with pytest.raises(
+        StackConfigError, match=r"mlops:autoscalingMax: 2 .* >= autoscalingMin \(3\)"
+    ):
         settings(autoscalingMin="3", autoscalingMax="2")
 
 
 def test_unknown_key_is_a_typo() -> None:
-    with pytest.raises(ConfigError, match=r"unknown configuration key\(s\) mlops:endpointMod;"):
+    with pytest.raises(
+        StackConfigError, match=r"unknown configuration key\(s\) mlops:endpointMod;"
+    ):
         settings(endpointMod="instance")
     # other namespaces (aws:*) are not ours to check
     assert settings(**{"aws:skipMetadataApiCheck": "true"}).region == "us-east-1"
 
 
 def test_unknown_stack_lists_the_available_ones() -> None:
-    with pytest.raises(ConfigError) as excinfo:
+    with pytest.raises(StackConfigError) as excinfo:
         load_stack_config("staging", REPO_ROOT)
     message = str(excinfo.value)
     assert "unknown stack 'staging'" in message
     assert "available stacks: dev, local, prod" in message
-    with pytest.raises(ConfigError, match="unknown stack 'staging'"):
+    with pytest.raises(StackConfigError, match="unknown stack 'staging'"):
         run_program("staging")
 
 
@@ -259,8 +269,8 @@ def test_yaml_values_become_cli_strings(tmp_path: Path) -> None:
 
 def test_secrets_and_unnamespaced_keys_are_refused(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.s.yaml").write_text("config:\n  mlops:alertEmail:\n    secure: AAAB\n")
-    with pytest.raises(ConfigError, match="mlops:alertEmail: secret values cannot be read"):
+    with pytest.raises(StackConfigError, match="mlops:alertEmail: secret values cannot be read"):
         load_stack_config("s", tmp_path)
     (tmp_path / "Pulumi.n.yaml").write_text("config:\n  modelName: fraud\n")
-    with pytest.raises(ConfigError, match=r"needs a namespace, e\.g\. mlops:modelName"):
+    with pytest.raises(StackConfigError, match=r"needs a namespace, e\.g\. mlops:modelName"):
         load_stack_config("n", tmp_path)

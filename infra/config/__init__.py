@@ -27,7 +27,7 @@ from infra.config.published import (
     parse_image_uri,
 )
 from infra.config.reader import Getter
-from infra.config.settings import ConfigError, Settings
+from infra.config.settings import Settings, StackConfigError
 from infra.config.stack_file import available_stacks, load_stack_config, settings_for_stack
 
 __all__ = [
@@ -44,10 +44,10 @@ __all__ = [
     "SKLEARN_IMAGE_ACCOUNTS",
     "SKLEARN_IMAGE_TAG",
     "TRAINING_BACKENDS",
-    "ConfigError",
     "Getter",
     "Key",
     "Settings",
+    "StackConfigError",
     "available_stacks",
     "default_image_uri",
     "default_powertools_layer_arn",

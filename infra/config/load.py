@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from infra.config.keys import KEY_DEFAULTS, KEY_NAMES, KEYS, PROJECT
 from infra.config.published import ECR_IMAGE_RE, default_image_uri, default_powertools_layer_arn
 from infra.config.reader import Getter, Reader
-from infra.config.settings import ConfigError, Settings
+from infra.config.settings import Settings, StackConfigError
 
 ENDPOINT_MODES = ("serverless", "instance")
 TRAINING_BACKENDS = ("sagemaker", "ec2")
@@ -70,8 +70,8 @@ def _image(r: Reader, name: str, region: str) -> str:
     if value is None:
         try:
             return default_image_uri(region)
-        except ConfigError as exc:
-            raise ConfigError(f"{r.key(name)}: {exc}") from None
+        except StackConfigError as exc:
+            raise StackConfigError(f"{r.key(name)}: {exc}") from None
     if not ECR_IMAGE_RE.match(value):
         raise r.fail(
             name, value, "an ECR image URI <account>.dkr.ecr.<region>.amazonaws.com/repo:tag"
@@ -97,11 +97,11 @@ def load_settings(
         The Pulumi stack and project names.
     all_keys
         Optional: every key that is set. Keys in the project namespace that the
-        program does not know raise a :class:`ConfigError` (catches typos).
+        program does not know raise a :class:`StackConfigError` (catches typos).
 
     Raises
     ------
-    ConfigError
+    StackConfigError
         Naming the key, the bad value and what is allowed.
     """
     r = Reader(get, project, KEY_DEFAULTS)
@@ -112,7 +112,7 @@ def load_settings(
             if k.startswith(f"{project}:") and k.split(":", 1)[1] not in KEY_NAMES
         )
         if unknown:
-            raise ConfigError(
+            raise StackConfigError(
                 f"unknown configuration key(s) {', '.join(unknown)}; known keys: "
                 + ", ".join(f"{project}:{k.name}" for k in KEYS)
             )
@@ -120,13 +120,13 @@ def load_settings(
     region_value = get("aws:region")
     region = str(region_value).strip() if region_value else ""
     if not region:
-        raise ConfigError("aws:region is required (pulumi config set aws:region us-east-1)")
+        raise StackConfigError("aws:region is required (pulumi config set aws:region us-east-1)")
     if not _REGION_RE.match(region):
-        raise ConfigError(f"aws:region: {region!r} is not an AWS region name")
+        raise StackConfigError(f"aws:region: {region!r} is not an AWS region name")
 
     model_name = r.raw("modelName")
     if model_name is None:
-        raise ConfigError(
+        raise StackConfigError(
             f"{project}:modelName is required (pulumi config set {project}:modelName churn)"
         )
     if not _MODEL_NAME_RE.match(model_name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from infra.config.settings import ConfigError
+from infra.config.settings import StackConfigError
 from lambdas import constants as c
 
 #: Region -> account of the AWS-published SageMaker scikit-learn images.
@@ -39,11 +39,11 @@ ECR_IMAGE_RE = re.compile(
 
 
 def default_image_uri(region: str) -> str:
-    """Return the SageMaker scikit-learn framework image for ``region`` (ConfigError if
+    """Return the SageMaker scikit-learn framework image for ``region`` (StackConfigError if
     no account is known for the region)."""
     account = SKLEARN_IMAGE_ACCOUNTS.get(region)
     if account is None:
-        raise ConfigError(
+        raise StackConfigError(
             f"aws:region: no default scikit-learn image is known for {region!r} "
             f"(known: {', '.join(sorted(SKLEARN_IMAGE_ACCOUNTS))}); set mlops:trainingImageUri "
             "and mlops:servingImageUri explicitly"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from infra.config.settings import ConfigError
+from infra.config.settings import StackConfigError
 
 #: ``get("ns:key")`` -> the raw string value, or ``None`` when unset (as ``pulumi.Config.get``).
 Getter = Callable[[str], str | None]
@@ -43,8 +43,8 @@ class Reader:
             raise LookupError(f"{self.key(name)} has no literal default in the key table")
         return value
 
-    def fail(self, name: str, value: object, expected: str) -> ConfigError:
-        return ConfigError(f"{self.key(name)}: {value!r} is invalid; expected {expected}")
+    def fail(self, name: str, value: object, expected: str) -> StackConfigError:
+        return StackConfigError(f"{self.key(name)}: {value!r} is invalid; expected {expected}")
 
     def string(self, name: str) -> str:
         value = self.raw(name)
@@ -61,7 +61,7 @@ class Reader:
         value = self.raw(name)
         if value is None:
             if self._defaults[name] is None:
-                raise ConfigError(f"{self.key(name)} is required ({what})")
+                raise StackConfigError(f"{self.key(name)} is required ({what})")
             value = self.default(name)
         if not pattern.match(value):
             raise self.fail(name, value, what)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.errors import InfraError
 
-class ConfigError(ValueError):
+
+class StackConfigError(InfraError, ValueError):
     """A stack configuration value is missing or invalid (the message names the key)."""
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from infra.config.load import load_settings
-from infra.config.settings import ConfigError, Settings
+from infra.config.settings import Settings, StackConfigError
 
 
 def available_stacks(repo_root: Path) -> list[str]:
@@ -25,7 +25,7 @@ def _config_string(key: str, value: Any) -> str:
     if isinstance(value, int | float | str):
         return str(value)
     if isinstance(value, Mapping) and set(value) == {"secure"}:
-        raise ConfigError(f"{key}: secret values cannot be read offline; set a plain value")
+        raise StackConfigError(f"{key}: secret values cannot be read offline; set a plain value")
     return json.dumps(value)
 
 
@@ -39,18 +39,18 @@ def load_stack_config(stack: str, repo_root: Path) -> dict[str, str]:
     path = repo_root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         stacks = available_stacks(repo_root)
-        raise ConfigError(
+        raise StackConfigError(
             f"unknown stack {stack!r}: no {path.name} in {repo_root}; available stacks: "
             + (", ".join(stacks) if stacks else "(none)")
         )
     document = yaml.safe_load(path.read_text()) or {}
     block = document.get("config") or {}
     if not isinstance(block, Mapping):
-        raise ConfigError(f"{path.name}: 'config' must be a mapping")
+        raise StackConfigError(f"{path.name}: 'config' must be a mapping")
     values: dict[str, str] = {}
     for key, value in block.items():
         if ":" not in str(key):
-            raise ConfigError(
+            raise StackConfigError(
                 f"{path.name}: config key {key!r} needs a namespace, e.g. mlops:{key}"
             )
         if isinstance(value, Mapping) and "value" in value and len(value) == 1:

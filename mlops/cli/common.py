@@ -8,7 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from mlops.target import TargetError, connect
+from infra.errors import InfraError
+from mlops.errors import MlopsError
+from mlops.target import connect
 
 app = typer.Typer(
     help="One model's MLOps stack on AWS: preview, deploy, train, promote, serve, monitor.",
@@ -17,6 +19,9 @@ app = typer.Typer(
 )
 local_app = typer.Typer(help="The local cloud: a moto server plus what moto lacks.")
 app.add_typer(local_app, name="local")
+
+# what a command reports as "error: <message>" rather than a traceback: each package's base
+USER_ERRORS = (MlopsError, InfraError)
 
 console = Console()
 err = Console(stderr=True)
@@ -36,5 +41,5 @@ def target_for(stack: str, state_dir: Path) -> Any:
     """The stack's target (local deploy or AWS), or exit with the reason there is none."""
     try:
         return connect(stack, state_dir)
-    except TargetError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlops.cli.common import REPO_ROOT, StateOpt, app, console, fail, local_app
+from mlops.cli.common import REPO_ROOT, USER_ERRORS, StateOpt, app, console, fail, local_app
 from mlops.target import DEFAULT_STATE_DIR
 
 
@@ -23,7 +23,7 @@ def local_start(
     try:
         with console.status(f"starting the local cloud on 127.0.0.1:{port}…"):
             info = localcloud.start(state_dir, port=port, tick=tick, repo_root=REPO_ROOT)
-    except localcloud.LocalCloudError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     console.print(f"local cloud running at [bold]{info.endpoint_url}[/] (pid {info.pid})")
     console.print(f"  boto3: AWS_ENDPOINT_URL={info.endpoint_url}; aws --endpoint-url ...")
@@ -103,6 +103,6 @@ def demo(
         result = demo_module.run(REPO_ROOT, rows=rows, seed=seed, console=console)
     except KeyboardInterrupt:
         raise fail("interrupted; everything the demo started has been stopped", 130) from None
-    except demo_module.DemoError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     demo_module.print_summary(result, console)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlops.cli.common import StackOpt, StateOpt, app, console, fail, target_for
+from mlops.cli.common import USER_ERRORS, StackOpt, StateOpt, app, console, fail, target_for
 from mlops.target import DEFAULT_STATE_DIR
 
 
@@ -29,7 +29,7 @@ def ingest(
     try:
         for uri in ops.ingest(target, files, day):
             console.print(f"uploaded {uri}")
-    except ops.OpsError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
 
 
@@ -148,7 +148,7 @@ def lineage(
 
     try:
         record = ops.lineage(target_for(stack, state_dir), job)
-    except ops.OpsError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     serving = " [green](serving)[/]" if record["serving"] else ""
     console.print(f"[bold]{record['job']}[/]{serving}")

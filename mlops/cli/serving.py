@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli.common import StackOpt, StateOpt, app, console, fail, target_for
-from mlops.target import DEFAULT_STATE_DIR, TargetError, connect
+from mlops.cli.common import USER_ERRORS, StackOpt, StateOpt, app, console, fail, target_for
+from mlops.target import DEFAULT_STATE_DIR, connect
 
 
 @app.command()
@@ -27,7 +27,7 @@ def predict(
     body = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     try:
         answer, _ = ops.predict(target_for(stack, state_dir), body, content_type, accept)
-    except ops.OpsError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     sys.stdout.write(answer.decode())
 
@@ -46,7 +46,7 @@ def report(
 
     try:
         path = ops.report(target_for(stack, state_dir), job, out)
-    except ops.OpsError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     console.print(str(path))
     if open_browser:
@@ -71,7 +71,7 @@ def serve(
             raise fail(f"no such model folder or archive: {model}")
         try:
             path = ops.model_tarball(connect(stack, state_dir), model, state_dir / "models")
-        except (ops.OpsError, TargetError) as exc:
+        except USER_ERRORS as exc:
             raise fail(f"{model!r} is neither a path nor a finished job: {exc}") from None
     capture = (
         endpoint.CaptureWriter(endpoint_name="local", directory=capture_dir)

@@ -9,20 +9,19 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from mlops.cli.common import REPO_ROOT, StackOpt, StateOpt, app, console, err, fail
+from mlops.cli.common import REPO_ROOT, USER_ERRORS, StackOpt, StateOpt, app, console, err, fail
 from mlops.target import DEFAULT_STATE_DIR
 
 
 @app.command()
 def preview(stack: StackOpt = "dev") -> None:
     """Evaluate the real Pulumi program offline (mock runtime) and check the policy pack."""
-    from infra.config import ConfigError
     from infra.preview import check_rules, run_program
 
     try:
         with console.status(f"evaluating the program for stack {stack!r}…"):
             run = run_program(stack, REPO_ROOT, build_dir=DEFAULT_STATE_DIR / "build")
-    except ConfigError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     violations = check_rules(run)
     console.print(_resource_tree(run))
@@ -134,9 +133,8 @@ def up(
     state_dir: StateOpt = DEFAULT_STATE_DIR,
 ) -> None:
     """Deploy the stack: into the running local cloud with --local, else via the Pulumi CLI."""
-    from infra.config import ConfigError
     from mlops import localcloud
-    from mlops.deploy import DeployError, deploy
+    from mlops.deploy import deploy
 
     if not local:
         console.print(
@@ -153,7 +151,7 @@ def up(
     try:
         with console.status(f"deploying stack {stack!r} into {info.endpoint_url}…"):
             result = deploy(stack, info.endpoint_url, state_dir, REPO_ROOT)
-    except (ConfigError, DeployError) as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     table = Table(
         title=f"stack {stack!r}: {result.resource_count} resources in {result.seconds:.1f}s"
