@@ -1,7 +1,7 @@
 """Policies of the control plane's functions: retrain (and its EC2 launch), promote, drift.
 
 Each function gets its own role; the statements name exactly the resources its handler
-touches (tests/test_least_privilege.py replays the handlers against these documents).
+touches (tests/lambdas_tests/test_least_privilege.py replays the handlers against these documents).
 """
 
 from __future__ import annotations

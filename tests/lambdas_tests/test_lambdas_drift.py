@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 import pytest
-from lambdas_helpers import (  # noqa: F401 - fixtures
+from lambdas_helpers import (
     ARTIFACTS,
     BASELINE,
     CAPTURE,
@@ -18,13 +18,10 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
     MODEL,
     Stack,
     alerts,
-    aws_credentials_fixture,
     evaluation,
     job_name,
-    lambda_context_fixture,
     load_event,
     s3_keys,
-    stack_fixture,
     write_model_artifacts,
 )
 

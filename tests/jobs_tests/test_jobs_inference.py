@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from jobs_helpers import (  # noqa: F401  (one_thread is autouse)
+from jobs_helpers import (
     breast_cancer,
     imbalanced,
     iris_named,
     make_contract,
-    one_thread,
 )
 
 from jobs import inference, train

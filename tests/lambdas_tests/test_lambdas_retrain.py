@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from lambdas_helpers import (  # noqa: F401 - fixtures
+from lambdas_helpers import (
     ARTIFACTS,
     DRIFT_ALARM,
     GROUP,
@@ -18,15 +18,10 @@ from lambdas_helpers import (  # noqa: F401 - fixtures
     RAW,
     TABLE,
     Stack,
-    aws_credentials_fixture,
-    lambda_context_fixture,
     load_event,
-    no_aws_client,
-    nothing_created,
     put_data,
     s3_keys,
     set_job_status,
-    stack_fixture,
     training_jobs,
 )
 

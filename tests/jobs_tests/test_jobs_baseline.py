@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from jobs_helpers import one_thread  # noqa: F401  (autouse)
 
 from jobs.baseline import feature_baseline
 from jobs.inference import category_value

@@ -1,7 +1,7 @@
 """lambdas.promote: the gate, the registry and the deployment (moto, in-process).
 
 moto has no ``UpdateEndpoint``; tests that update an existing endpoint use the
-``update_endpoint_standin`` fixture (tests/lambdas_helpers.py), a narrow stand-in that
+``update_endpoint_standin`` fixture (tests/lambdas_tests/lambdas_helpers.py), a narrow stand-in that
 only records the request and repoints the endpoint at the new config.
 """
 
@@ -11,28 +11,22 @@ import json
 from typing import Any
 
 import pytest
-from lambdas_helpers import (  # noqa: F401 - fixtures
+from lambdas_helpers import (
     ARTIFACTS,
     ENDPOINT,
     MODEL,
     Stack,
     alerts,
-    aws_credentials_fixture,
     endpoint_config_name,
     evaluation,
     job_name,
-    lambda_context_fixture,
     load_event,
     model_tar,
-    no_aws_client,
-    nothing_created,
     packages,
     sagemaker_backend,
     set_job_status,
-    stack_fixture,
     submit_job,
     training_event,
-    update_endpoint_standin_fixture,
     write_model_artifacts,
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine, make_classification
-from threadpoolctl import threadpool_limits
 
 SM_VARS = (
     "SM_CHANNEL_TRAIN",
@@ -58,14 +56,6 @@ METRIC_KEYS = {
     "minority_recall",
 }
 DATA_CHECK_KEYS = {"rows_in", "duplicates_dropped", "missing_values", "infinities", "class_counts"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One OpenMP/BLAS thread: on a shared 2-core machine, spinning thread teams make the
-    tiny fits here up to 10x slower; the jobs themselves keep their default threads."""
-    with threadpool_limits(limits=1):
-        yield
 
 
 @dataclass

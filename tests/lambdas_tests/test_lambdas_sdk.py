@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from lambdas_helpers import (  # noqa: F401 - fixtures
+from lambdas_helpers import (
     Stack,
-    aws_credentials_fixture,
-    stack_fixture,
 )
 
 from lambdas.training import build_training_request

@@ -1,8 +1,8 @@
 """lambdas/ec2_host.sh: the EC2 training host's user data, a template rendered per job.
 
-The expected renderings under ``tests/golden/`` pin the exact bytes of the user data for
+The expected renderings under ``tests/lambdas_tests/golden/`` pin the exact bytes of the user data for
 a few jobs (awkward hyperparameters included). After an intended change to the script,
-regenerate them with ``PYTHONPATH=. python tests/test_lambdas_ec2_host.py`` and review
+regenerate them with ``PYTHONPATH=. python tests/lambdas_tests/test_lambdas_ec2_host.py`` and review
 the diff.
 """
 
@@ -27,7 +27,7 @@ from lambdas.config import Config
 from lambdas.training import USER_DATA_TEMPLATE, fill_template, render_user_data
 from mlops.deploy.shapes import zip_archive
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -8,16 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from lambdas_helpers import (  # noqa: F401 - fixtures
+from lambdas_helpers import (
     Stack,
-    aws_credentials_fixture,
     job_name,
-    lambda_context_fixture,
     load_event,
     no_aws_client,
     nothing_created,
     put_data,
-    stack_fixture,
 )
 
 from lambdas import promote, retrain

@@ -59,7 +59,7 @@ from lambdas.config import Config
 from lambdas.training import render_user_data
 from mlops.localcloud import update_endpoint
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS, _ = settings_for_stack("prod", REPO_ROOT)
 REGION = SETTINGS.region
 N = Names.from_settings(SETTINGS, DEFAULT_ACCOUNT_ID)

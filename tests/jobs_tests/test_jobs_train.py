@@ -24,14 +24,13 @@ from jobs_helpers import (
     imbalanced,
     iris_named,
     make_contract,
-    one_thread,  # noqa: F401  (autouse)
     tree_digest,
     wine,
 )
 
 from jobs import config, train
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FAST = ("--max-iter", "40")  # small boosting budget: these tests check plumbing, not accuracy
 
 

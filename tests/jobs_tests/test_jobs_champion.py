@@ -28,7 +28,6 @@ from jobs_helpers import (
     imbalanced,
     iris_named,
     make_contract,
-    one_thread,  # noqa: F401  (autouse)
 )
 from sklearn.metrics import confusion_matrix, f1_score
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from jobs_helpers import one_thread  # noqa: F401  (autouse)
 
 from jobs import data
 
