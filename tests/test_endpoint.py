@@ -33,6 +33,7 @@ from mlops.endpoint import (
     PortInUse,
     make_server,
 )
+from mlops.endpoint import server as endpoint_server
 
 KEY_PATTERN = re.compile(
     r"^(?:[\w-]+/)*ep/AllTraffic/\d{4}/\d{2}/\d{2}/\d{2}/[0-9a-f-]{36}\.jsonl$"
@@ -554,7 +555,7 @@ def test_server_close_while_serving_stops_it(model: LocalModel) -> None:
 def test_idle_keep_alive_connections_time_out(
     model: LocalModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(endpoint, "_IDLE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(endpoint_server, "_IDLE_TIMEOUT_S", 0.2)
     for srv in _running(model):
         with socket.create_connection(srv.server_address[:2], timeout=10) as sock:
             sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")

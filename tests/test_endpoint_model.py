@@ -26,6 +26,7 @@ import pytest
 from jobs import train
 from mlops import endpoint
 from mlops.endpoint import CaptureWriter, EndpointServer, LocalModel, make_server
+from mlops.endpoint.__main__ import main
 
 FEATURES = ["x0", "x1", "x2", "x3", "color"]
 ROW = "0.5,-1.25,2.0,0.0,red"
@@ -237,12 +238,12 @@ def test_main_reports_port_in_use(model_dir: Path, capsys: pytest.CaptureFixture
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert endpoint.main([str(model_dir), "--port", str(port)]) == 1
+        assert main([str(model_dir), "--port", str(port)]) == 1
     assert f"error: port {port} on 127.0.0.1 is already in use" in capsys.readouterr().err
 
 
 def test_main_reports_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert endpoint.main([str(tmp_path / "nothing")]) == 1
+    assert main([str(tmp_path / "nothing")]) == 1
     assert "error: no model folder or model.tar.gz at" in capsys.readouterr().err
 
 

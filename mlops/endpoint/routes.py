@@ -1,0 +1,62 @@
+"""What each request gets: the SageMaker inference container's ``/ping`` and ``/invocations``."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from mlops.endpoint.errors import InvocationError
+
+if TYPE_CHECKING:
+    from mlops.endpoint.server import EndpointServer
+
+TEXT = "text/plain; charset=utf-8"
+
+# (status, body, content type); a str body is a message, sent as UTF-8 text
+Answer = tuple[int, bytes | str, str]
+
+
+def _not_found(path: bytes) -> Answer:
+    message = f"not found: {_text(path)} (the endpoint serves GET /ping and POST /invocations)"
+    return HTTPStatus.NOT_FOUND, message, TEXT
+
+
+def _text(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def answer(
+    server: EndpointServer, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes
+) -> Answer:
+    """The answer to one request (``path`` without its query string)."""
+    if method == b"POST":
+        if path == b"/invocations":
+            return _invoke(server, headers, body)
+        if path == b"/ping":
+            return HTTPStatus.METHOD_NOT_ALLOWED, "use GET /ping", TEXT
+        return _not_found(path)
+    if method == b"GET" or method == b"HEAD":
+        if path == b"/ping":
+            return HTTPStatus.OK, b"", TEXT
+        if path == b"/invocations":
+            return HTTPStatus.METHOD_NOT_ALLOWED, "use POST /invocations", TEXT
+        return _not_found(path)
+    if path == b"/ping" or path == b"/invocations":
+        return HTTPStatus.METHOD_NOT_ALLOWED, f"{_text(method)} not allowed on {_text(path)}", TEXT
+    return _not_found(path)
+
+
+def _invoke(server: EndpointServer, headers: dict[bytes, bytes], body: bytes) -> Answer:
+    raw_type = headers.get(b"content-type")
+    content_type = "" if raw_type is None else _text(raw_type)
+    accept = headers.get(b"accept")
+    try:
+        result, result_type = server.model.invoke(
+            body, content_type, None if accept is None else _text(accept)
+        )
+    except InvocationError as exc:
+        return exc.status, exc.message, TEXT
+    capture = server.capture
+    if capture is not None:  # queued before replying: an answered request is captured
+        capture.capture(body, content_type, result, result_type)
+    return HTTPStatus.OK, result, result_type
