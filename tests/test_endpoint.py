@@ -253,13 +253,13 @@ def test_huge_declared_length_is_413_without_reading_it(server: EndpointServer) 
     ("request_bytes", "status"),
     [
         (b"GARBAGE\r\n\r\n", 400),
-        (b"POST /invocations HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
-        (b"POST /invocations HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
-        (b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\n\r\n", 411),
-        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n\r\n", 411),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
         (b"POST /invocations HTTP/9.9\r\n\r\n", 505),
-        (b"BREW /invocations HTTP/1.1\r\n\r\n", 501),
+        (b"BREW /invocations HTTP/1.1\r\nHost: x\r\n\r\n", 501),
     ],
 )
 def test_malformed_http(server: EndpointServer, request_bytes: bytes, status: int) -> None:
@@ -275,8 +275,9 @@ def test_malformed_http(server: EndpointServer, request_bytes: bytes, status: in
 def test_chunked_request_body(server: EndpointServer) -> None:
     reply = _raw(
         server,
-        b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n"
-        b"Connection: close\r\n\r\n2\r\n1,\r\n3\r\n2\n3\r\n2\r\n,4\r\n0\r\n\r\n",
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"2\r\n1,\r\n3\r\n2\n3\r\n2\r\n,4\r\n0\r\n\r\n",
     )
     assert reply.startswith(b"HTTP/1.1 200 ")
     assert reply.endswith(b"\r\n\r\n3.0\n7.0\n")
@@ -305,7 +306,7 @@ def _csv_request(body: bytes, extra: bytes = b"") -> bytes:
 def test_pipelined_requests_are_answered_in_order(server: EndpointServer) -> None:
     bodies = [b"%d,%d" % (i, i) for i in range(40)]
     stream = b"".join(_csv_request(body) for body in bodies)
-    stream += b"GET /ping HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
+    stream += b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
     stream += _csv_request(b"1,x") + _csv_request(b"1,1", b"Connection: close\r\n")
     answers = _responses(_raw(server, stream))
     assert [a[2] for a in answers[:40]] == [b"%.1f\n" % (2 * i) for i in range(40)]
@@ -340,7 +341,7 @@ def test_request_split_into_tiny_pieces(server: EndpointServer) -> None:
 def test_connection_close_and_http_1_0(
     server: EndpointServer, version_and_headers: bytes, keeps_open: bool
 ) -> None:
-    request = b"GET /ping " + version_and_headers + b"\r\n"
+    request = b"GET /ping " + version_and_headers + b"Host: x\r\n\r\n"
     with socket.create_connection(server.server_address[:2], timeout=10) as sock:
         sock.sendall(request)
         [(status, headers, _)] = _responses(sock.recv(65536))
@@ -362,7 +363,7 @@ def test_expect_100_continue(server: EndpointServer) -> None:
         assert _responses(sock.recv(65536))[0][2] == b"3.0\n"
         # too large: refused at once, the body is not waited for
         sock.sendall(
-            b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\n"
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
             b"Expect: 100-continue\r\nContent-Length: 7000000\r\n\r\n"
         )
         reply = b""
@@ -372,7 +373,7 @@ def test_expect_100_continue(server: EndpointServer) -> None:
 
 
 def test_head_has_the_length_but_no_body(server: EndpointServer) -> None:
-    reply = _raw(server, b"HEAD /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+    reply = _raw(server, b"HEAD /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 404 ")
     assert b"Content-Length: 0" not in head and body == b""
@@ -381,20 +382,31 @@ def test_head_has_the_length_but_no_body(server: EndpointServer) -> None:
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
-        (b"GET /ping HTTP/1.1\r\nno colon here\r\n\r\n", 400),
-        (b"GET /ping HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n", 400),
         (b"GET /ping HTTP/x.y\r\n\r\n", 400),
         (b"GET /ping HTTP/1.1 extra\r\n\r\n", 400),
-        (b"GET /ping HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
-        (b"GET /ping HTTP/1.1\r\nX-Big: " + b"x" * 70_000, 431),
-        (b"POST /invocations HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
-        (b"POST /invocations HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n", 400),
-        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", 400),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 70_000, 431),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 70_000 + b"\r\n\r\n", 431),
+        (b"GET /ping HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 requires Host
+        (b"GET /ping HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         (
-            b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n700000\r\n",
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            400,
+        ),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1_0\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", 400),
+        (
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n700000\r\n",
             413,
         ),
-        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n1,XX", 400),
+        (
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n1,XX",
+            400,
+        ),
     ],
 )
 def test_broken_framing_is_answered_then_closed(
@@ -408,12 +420,23 @@ def test_broken_framing_is_answered_then_closed(
     assert _post(_connect(server), b"1,2", "text/csv")[0] == 200
 
 
+def test_http_1_1_request_without_host_is_400(server: EndpointServer) -> None:
+    reply = _raw(server, b"POST /invocations HTTP/1.1\r\nContent-Length: 3\r\n\r\n1,2")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), reply
+    assert b"Connection: close" in head
+    assert b"Host" in body
+    # HTTP/1.0 has no such rule
+    assert _raw(server, b"GET /ping HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+
+
 def test_bare_lf_and_blank_lines_between_requests(server: EndpointServer) -> None:
     reply = _raw(
         server,
         b"GET /ping HTTP/1.1\nHost: x\n\n\r\n"
-        b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 3\n\n1,2"
-        b"\r\nGET /ping HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: text/csv\r\nContent-Length: 3\n\n1,2"
+        b"\r\nGET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     assert [(a[0], a[2]) for a in _responses(reply)] == [(200, b""), (200, b"3.0\n"), (200, b"")]
 

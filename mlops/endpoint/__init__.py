@@ -10,10 +10,9 @@ Successful invocations can be recorded in SageMaker's data-capture format by a
 :class:`CaptureWriter`, into the capture bucket (S3 through boto3, moto included)
 or into a local folder with the same layout.
 
-The HTTP server is one asyncio event loop with a minimal HTTP/1.1 parser
-(``asyncio.Protocol``, no dependency), answering every request inline on the loop's
-thread: the model call is CPU-bound and holds the GIL, so more threads only add GIL
-hand-offs. HTTP/1.1 keep-alive and
+The HTTP server is one asyncio event loop (``asyncio.Protocol``, requests parsed by
+h11), answering every request inline on the loop's thread: the model call is CPU-bound
+and holds the GIL, so more threads only add GIL hand-offs. HTTP/1.1 keep-alive and
 pipelining, ``Content-Length`` always set, every response (status line, headers and
 body) sent in one write with ``TCP_NODELAY`` on, and no per-request logging. A response
 split over two small packets would stall a keep-alive client for the delayed-ACK

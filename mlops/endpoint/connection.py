@@ -1,10 +1,16 @@
-"""One client connection: HTTP/1.1 requests parsed from the byte stream, answered inline.
+"""One client connection: HTTP/1.1 requests parsed by h11, answered inline, in order.
 
-A minimal HTTP/1.1 parser (``bytes.find``/``partition``, no dependency): keep-alive and
-pipelining, ``Content-Length`` and chunked bodies, the endpoint's limits. Requests go
-to :mod:`mlops.endpoint.routes`; each response (status line, headers and body) goes
-out in one ``transport.write``: a response split over two small packets would stall a
-keep-alive client for the delayed-ACK timeout (~40 ms) on every request.
+h11 parses and frames each request (request line, headers, ``Content-Length`` and
+chunked bodies, the ``Host`` rule); the connection adds the endpoint's limits, hands
+the request to :mod:`mlops.endpoint.routes` and writes each response itself, status
+line, headers and body in one ``transport.write``. Not through h11's send path: that
+validates every response's headers again, and closes every HTTP/1.0 connection, where
+the endpoint honours ``Connection: keep-alive``. A response split over two small
+packets would stall a keep-alive client for the delayed-ACK timeout (~40 ms) on every
+request.
+
+h11 runs one request/response cycle per ``h11.Connection``; as the responses do not
+go through h11, every request gets a fresh one, fed what the last one left unparsed.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import socket
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING
+
+import h11
 
 from mlops.endpoint import routes
 
@@ -32,7 +40,6 @@ _STATUS_LINES = {
 }
 _MAX_HEAD_BYTES = 64 * 1024  # request line and headers together
 _MAX_HEADERS = 100
-_MAX_CHUNK_LINE = 1024
 _METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS"))
 _BATCH = 16  # pipelined requests answered in one go before other connections get a turn
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -54,19 +61,26 @@ def _text(value: bytes) -> str:
     return value.decode("latin-1")
 
 
-class _BadRequest(Exception):
-    """A request whose framing is broken: reply ``status`` and close the connection."""
+def _new_parser() -> h11.Connection:
+    return h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD_BYTES)
 
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-        super().__init__(f"{status}: {message}")
+
+def _chunk_left(parser: h11.Connection) -> int:
+    """Bytes of the chunk being read that have not arrived yet (0 when unknown).
+
+    h11 keeps a chunk's declared size to itself; peeking at it refuses a chunk declared
+    over the payload limit on its size line, rather than after 6 MB of it arrived.
+    """
+    left = getattr(getattr(parser, "_reader", None), "_bytes_in_chunk", 0)
+    return left if isinstance(left, int) else 0
 
 
 class _Request:
-    """A parsed request head and how its body is framed."""
+    """A parsed request head, how its body is framed and the body so far."""
 
     __slots__ = (
         "chunked",
+        "drain",
         "expect",
         "head",
         "headers",
@@ -74,7 +88,9 @@ class _Request:
         "keep_alive",
         "length",
         "method",
+        "parts",
         "path",
+        "size",
     )
 
     def __init__(self, method: bytes, path: bytes, headers: dict[bytes, bytes]) -> None:
@@ -84,91 +100,10 @@ class _Request:
         self.head = method == b"HEAD"
         self.length = -1  # Content-Length; -1 when absent
         self.chunked = False
-        self.expect = False  # Expect: 100-continue
-
-
-def _parse_head(head: bytes) -> _Request:
-    """Parse the request line and headers (without the blank line ending them).
-
-    Raises ``_BadRequest`` for what the connection cannot go on from, with the
-    status http.server answers: 400 bad syntax, 505 HTTP/2+, 431 too many headers,
-    501 unknown method or transfer coding.
-    """
-    lines = head.split(b"\r\n")
-    if head.count(b"\n") != len(lines) - 1:  # lines ended by a bare LF
-        lines = head.replace(b"\r\n", b"\n").split(b"\n")
-    words = lines[0].split()
-    if len(words) != 3:
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, f"bad request line {_text(lines[0])[:200]!r}")
-    method, target, version = words
-    major, dot, minor = version[5:].partition(b".")
-    if not (
-        version.startswith(b"HTTP/")
-        and dot
-        and major.isdigit()
-        and minor.isdigit()
-        and len(major) + len(minor) <= 10
-    ):
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, f"bad request version {_text(version)[:50]!r}")
-    http11 = (int(major), int(minor)) >= (1, 1)
-    if int(major) >= 2:
-        raise _BadRequest(
-            HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"HTTP version {_text(version)} not supported"
-        )
-    if len(lines) > _MAX_HEADERS + 1:
-        raise _BadRequest(
-            HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"over {_MAX_HEADERS} header lines"
-        )
-    headers: dict[bytes, bytes] = {}
-    name = b""
-    for line in lines[1:]:
-        if line[:1] in (b" ", b"\t") and name:  # obsolete line folding
-            headers[name] += b" " + line.strip()
-            continue
-        name, colon, value = line.partition(b":")
-        if not colon or not name or b" " in name or b"\t" in name:
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"bad header line {_text(line)[:200]!r}")
-        name = name.lower()
-        value = value.strip()
-        previous = headers.setdefault(name, value)
-        if previous != value and name == b"content-length":
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, "conflicting Content-Length headers")
-    if method not in _METHODS:
-        raise _BadRequest(HTTPStatus.NOT_IMPLEMENTED, f"unsupported method {_text(method)!r}")
-    request = _Request(method, target.partition(b"?")[0], headers)
-    connection = headers.get(b"connection")
-    if http11:
-        request.keep_alive = connection is None or b"close" not in connection.lower()
-        expect = headers.get(b"expect")
-        request.expect = expect is not None and expect.lower() == b"100-continue"
-    else:
-        request.keep_alive = connection is not None and b"keep-alive" in connection.lower()
-        request.http10 = request.keep_alive
-    coding = headers.get(b"transfer-encoding")
-    if coding is not None:
-        if coding.lower() != b"chunked":
-            raise _BadRequest(HTTPStatus.NOT_IMPLEMENTED, "only chunked Transfer-Encoding")
-        request.chunked = True
-        if b"content-length" in headers:  # a smuggling attempt or a broken proxy
-            request.keep_alive = False
-        return request
-    length = headers.get(b"content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"bad Content-Length {_text(length)!r}")
-        request.length = int(length) if len(length) <= 18 else 1 << 62
-    return request
-
-
-class _Chunked:
-    """Where the parse of a chunked body stands."""
-
-    __slots__ = ("parts", "total", "trailers")
-
-    def __init__(self) -> None:
+        self.expect = False  # Expect: 100-continue, not answered yet
+        self.drain = False  # an oversized body, read and dropped before replying 413
         self.parts: list[bytes] = []
-        self.total = 0
-        self.trailers = False
+        self.size = 0
 
 
 class Connection(asyncio.Protocol):
@@ -182,13 +117,9 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.last_active = _monotonic()
-        self._buffer = b""  # received, not parsed yet
+        self._parser = _new_parser()
+        self._started = False  # the parser holds bytes of a request
         self._request: _Request | None = None  # parsed head whose body is arriving
-        self._parts: list[bytes] = []  # that body so far (Content-Length framing)
-        self._received = 0
-        self._chunked: _Chunked | None = None  # that body so far (chunked framing)
-        self._drain = 0  # bytes of an oversized body still to discard, then reply 413
-        self._drained: tuple[_Request, int] | None = None
         self._closing = False
         self._paused = False
         self._scheduled = False
@@ -207,7 +138,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._connections.discard(self)
         self._closing = True
-        self._buffer, self._parts, self._chunked = b"", [], None
+        self._request = None
         if exc is not None:
             logger.debug("connection dropped: %s", exc)
 
@@ -221,197 +152,155 @@ class Connection(asyncio.Protocol):
         self._paused = False
         if self.transport is not None and not self._closing:
             self.transport.resume_reading()
-            if self._buffer:
-                self._process()
+            self._process()
 
     def data_received(self, data: bytes) -> None:
         self.last_active = _monotonic()
         if self._closing:
             return
-        if self._drain:
-            if len(data) < self._drain:
-                self._drain -= len(data)
+        if not self._started:
+            # blank lines before a request are allowed (RFC 9112 2.2); h11 refuses them
+            data = data.lstrip(b"\r\n")
+            if not data:
                 return
-            data = data[self._drain :]
-            self._drain = 0
-            self._reply_too_large()
-            if self._closing:
-                return
-        request = self._request
-        if request is not None and self._chunked is None:  # a Content-Length body
-            self._parts.append(data)
-            self._received += len(data)
-            if self._received < request.length:
-                return
-            whole = b"".join(self._parts)
-            self._parts, self._request = [], None
-            if len(whole) == request.length:
-                body = whole
-            else:
-                body, self._buffer = whole[: request.length], whole[request.length :]
-            self._respond(request, body)
-        elif self._buffer:
-            self._buffer += data
-        else:
-            self._buffer = data
-        if self._buffer:
-            self._process()
+            self._started = True
+        self._parser.receive_data(data)
+        self._process()
 
     # -- parsing -----------------------------------------------------------------------
 
     def _process(self) -> None:
-        """Answer the complete requests in the buffer, in order."""
+        """Answer the complete requests received, in order."""
         self._scheduled = False
         answered = 0
-        while self._buffer and not self._closing and not self._paused:
-            if answered == _BATCH:  # let other connections have a turn
-                self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._resume)
-                return
-            if self._chunked is not None:
-                body = self._read_chunked()
-                if body is None:
-                    return
-                request, self._request, self._chunked = self._request, None, None
-                assert request is not None
-                self._respond(request, body)
-                answered += 1
-                continue
-            buffer = self._buffer
-            if buffer[0] in b"\r\n":  # blank lines between requests are allowed
-                self._buffer = buffer = buffer.lstrip(b"\r\n")
-                if not buffer:
-                    return
-            end = buffer.find(b"\r\n\r\n")
-            bare = buffer.find(b"\n\n", 0, end if end >= 0 else len(buffer))
-            if bare >= 0:
-                end, start = bare, bare + 2
-            elif end >= 0:
-                start = end + 4
-            else:
-                if len(buffer) > _MAX_HEAD_BYTES:
-                    self._fail(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
-                return
-            if end > _MAX_HEAD_BYTES:
-                self._fail(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
-                return
+        while not self._closing and not self._paused:
             try:
-                request = _parse_head(buffer[:end])
-            except _BadRequest as exc:
-                self._fail(exc.status, exc.message)
+                event = self._parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._fail(exc.error_status_hint, str(exc))
                 return
-            answered += 1
-            if request.chunked:
-                self._request, self._chunked = request, _Chunked()
-                self._buffer = buffer[start:]
-                if request.expect and not self._buffer:
-                    self._write(_CONTINUE)
-                continue
-            length = request.length
-            if length < 0:
-                self._buffer = buffer[start:]
-                if request.method == b"POST":
-                    self._send(
-                        request, HTTPStatus.LENGTH_REQUIRED, "Content-Length header required"
-                    )
-                else:
-                    self._respond(request, b"")
-                continue
-            if length > MAX_PAYLOAD_BYTES:
-                self._too_large(request, buffer, start)
-                continue
-            if len(buffer) - start >= length:  # the usual case: the whole request is here
-                stop = start + length
-                self._buffer = buffer[stop:]
-                self._respond(request, buffer[start:stop])
-                continue
-            # the body is still arriving: collect it in data_received
-            self._request = request
-            self._parts = [buffer[start:]]
-            self._received = len(buffer) - start
-            self._buffer = b""
-            if request.expect:
-                self._write(_CONTINUE)
-            return
+            kind = type(event)
+            if kind is h11.Data:
+                self._body(event.data)  # type: ignore[union-attr]
+            elif kind is h11.Request:
+                self._start(event)  # type: ignore[arg-type]
+            elif kind is h11.EndOfMessage:
+                self._end()
+                if not self._started:  # nothing of a next request received yet
+                    return
+                answered += 1
+                if answered == _BATCH:  # let other connections have a turn
+                    self._scheduled = True
+                    asyncio.get_running_loop().call_soon(self._resume)
+                    return
+            elif event is h11.NEED_DATA:
+                self._waiting()
+                return
+            else:  # ConnectionClosed or PAUSED: nothing more to parse
+                return
 
     def _resume(self) -> None:
         if self._scheduled and not self._closing:
             self._process()
 
-    def _too_large(self, request: _Request, buffer: bytes, start: int) -> None:
-        length = request.length
-        if length > _DRAIN_LIMIT or request.expect:
-            # not worth reading (or not sent yet): reply and close
-            self._buffer = b""
-            self._drained = (request, length)
-            self._reply_too_large(close=True)
+    def _start(self, event: h11.Request) -> None:
+        """A request head: check it against the endpoint's limits, note its framing."""
+        headers: dict[bytes, bytes] = {}
+        size = len(event.target)  # h11 checks the head's size only while it is incomplete
+        for name, value in event.headers:
+            size += len(name) + len(value)
+            if name not in headers:  # the first of repeated headers counts
+                headers[name] = value
+        if size > _MAX_HEAD_BYTES:
+            self._fail(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
             return
-        # read and discard the body, so the client reads the reply instead of a reset
-        available = len(buffer) - start
-        self._drained = (request, length)
-        if available >= length:
-            self._buffer = buffer[start + length :]
-            self._reply_too_large()
+        version = event.http_version
+        if version >= b"2":
+            message = f"HTTP version {_text(version)} not supported"
+            self._fail(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, message)
+            return
+        if len(event.headers) > _MAX_HEADERS:
+            self._fail(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"over {_MAX_HEADERS} headers")
+            return
+        method = event.method
+        if method not in _METHODS:
+            self._fail(HTTPStatus.NOT_IMPLEMENTED, f"unsupported method {_text(method)!r}")
+            return
+        request = _Request(method, event.target.partition(b"?")[0], headers)
+        self._request = request
+        connection = headers.get(b"connection")
+        if version >= b"1.1":
+            request.keep_alive = connection is None or b"close" not in connection.lower()
+            expect = headers.get(b"expect")
+            request.expect = expect is not None and expect.lower() == b"100-continue"
         else:
-            self._buffer = b""
-            self._drain = length - available
+            request.keep_alive = connection is not None and b"keep-alive" in connection.lower()
+            request.http10 = request.keep_alive
+        length = headers.get(b"content-length")
+        if b"transfer-encoding" in headers:  # h11 let only "chunked" through
+            request.chunked = True
+            if length is not None:  # a smuggling attempt or a broken proxy
+                request.keep_alive = False
+        elif length is not None:
+            request.length = int(length)  # h11 checked it is digits
+            if request.length > MAX_PAYLOAD_BYTES:
+                if request.length > _DRAIN_LIMIT or request.expect:
+                    # not worth reading (or not sent yet): reply and close
+                    self._reply_too_large(request, close=True)
+                else:  # read and drop it, so the client reads the reply, not a reset
+                    request.drain = True
 
-    def _reply_too_large(self, close: bool = False) -> None:
-        assert self._drained is not None
-        request, length = self._drained
-        self._drained = None
-        message = f"payload of {length} bytes is over the {MAX_PAYLOAD_BYTES} bytes limit"
+    def _body(self, data: bytes) -> None:
+        request = self._request
+        assert request is not None
+        request.expect = False  # the body is coming: no 100 Continue needed
+        request.size += len(data)
+        if request.drain:
+            return
+        if request.size > MAX_PAYLOAD_BYTES:  # only a chunked body gets here
+            self._fail(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"payload is over the {MAX_PAYLOAD_BYTES} bytes limit",
+            )
+            return
+        request.parts.append(data)
+
+    def _waiting(self) -> None:
+        """The parser needs more bytes: of a request head or of a body."""
+        request = self._request
+        if request is None:
+            return
+        if request.chunked and request.size + _chunk_left(self._parser) > MAX_PAYLOAD_BYTES:
+            self._fail(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"payload is over the {MAX_PAYLOAD_BYTES} bytes limit",
+            )
+        elif request.expect:
+            request.expect = False
+            self._write(_CONTINUE)
+
+    def _end(self) -> None:
+        """A whole request: answer it, then start the next cycle on what follows."""
+        request, self._request = self._request, None
+        assert request is not None
+        if request.drain:
+            self._reply_too_large(request)
+        elif request.length < 0 and not request.chunked and request.method == b"POST":
+            self._send(request, HTTPStatus.LENGTH_REQUIRED, "Content-Length header required")
+        else:
+            self._respond(request, b"".join(request.parts))  # h11 hands out bytearrays
+        if self._closing:
+            return
+        rest, _ = self._parser.trailing_data
+        self._parser = _new_parser()
+        rest = rest.lstrip(b"\r\n")
+        self._started = bool(rest)
+        if rest:
+            self._parser.receive_data(rest)
+
+    def _reply_too_large(self, request: _Request, close: bool = False) -> None:
+        message = f"payload of {request.length} bytes is over the {MAX_PAYLOAD_BYTES} bytes limit"
         self._send(request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message, close=close)
-
-    def _read_chunked(self) -> bytes | None:
-        """The chunked body once complete (the buffer then holds what follows), else None."""
-        state = self._chunked
-        assert state is not None
-        buffer, pos = self._buffer, 0
-        while True:
-            newline = buffer.find(b"\n", pos)
-            if newline < 0:
-                limit = _MAX_HEAD_BYTES if state.trailers else _MAX_CHUNK_LINE
-                if len(buffer) - pos > limit:
-                    self._fail(HTTPStatus.BAD_REQUEST, "bad chunked encoding")
-                    return None
-                break
-            line = buffer[pos:newline].rstrip(b"\r")
-            if state.trailers:
-                pos = newline + 1
-                if not line:
-                    self._buffer = buffer[pos:]
-                    return b"".join(state.parts)
-                continue
-            size_text = line.split(b";", 1)[0].strip()
-            if not size_text or len(size_text) > 16 or size_text.strip(b"0123456789abcdefABCDEF"):
-                self._fail(HTTPStatus.BAD_REQUEST, "bad chunked encoding")
-                return None
-            size = int(size_text, 16)
-            if size == 0:
-                state.trailers = True
-                pos = newline + 1
-                continue
-            if state.total + size > MAX_PAYLOAD_BYTES:
-                message = f"payload is over the {MAX_PAYLOAD_BYTES} bytes limit"
-                self._fail(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message)
-                return None
-            data_start = newline + 1
-            data_end = data_start + size
-            if buffer[data_end : data_end + 1] == b"\n":
-                after = data_end + 1
-            elif buffer[data_end : data_end + 2] == b"\r\n":
-                after = data_end + 2
-            elif len(buffer) < data_end + 2:
-                break  # the chunk is still arriving
-            else:
-                self._fail(HTTPStatus.BAD_REQUEST, "bad chunked encoding")
-                return None
-            state.parts.append(buffer[data_start:data_end])
-            state.total += size
-            pos = after
-        self._buffer = buffer[pos:]  # keep only the unparsed rest
-        return None
 
     # -- answering ---------------------------------------------------------------------
 
@@ -467,7 +356,7 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         """Close once the replies written so far are sent."""
         self._closing = True
-        self._buffer, self._parts, self._chunked = b"", [], None
+        self._request = None
         if self.transport is not None:
             self.transport.close()
 
