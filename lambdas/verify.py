@@ -20,12 +20,13 @@ from botocore.exceptions import ClientError
 from lambdas import constants as c
 from lambdas.aws import Clients, error_code, get_json, parse_s3_uri
 from lambdas.config import Config
+from lambdas.errors import ControlPlaneError
 from lambdas.training import model_artifacts_uri
 
 _NOT_FOUND = {"ValidationException", "ResourceNotFound", "NoSuchKey", "404"}
 
 
-class Unverified(Exception):
+class Unverified(ControlPlaneError):
     """The backend does not vouch for the job; the message says what did not hold."""
 
 

@@ -81,5 +81,5 @@ def serve(
     console.print(f"serving {path} on http://{host}:{port} (/ping, /invocations); Ctrl-C stops")
     try:
         endpoint.serve(path, host, port, capture=capture)
-    except endpoint.EndpointError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mlops.errors import MlopsError
 
-class EndpointError(Exception):
+
+class EndpointError(MlopsError):
     """Base class of the local endpoint's errors."""
 
 

@@ -14,10 +14,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops.errors import MlopsError
+
 _random = random.Random()  # traffic split between variants, not security
 
 
-class EndpointFault(Exception):
+class EndpointFault(MlopsError):
     """An error answered to the client: HTTP status, error code, message, extra fields."""
 
     def __init__(self, status: int, code: str, message: str, **fields: Any) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.aws import parse_s3_uri
+from mlops.errors import MlopsError
 from mlops.localcloud.awsutil import join_s3, moto_now
 from mlops.localcloud.state import FAKE_CREDENTIALS
 
@@ -44,7 +45,7 @@ CURRENT_HOST = "algo-1"
 MAX_FAILURE_REASON = 1024  # SageMaker's limit on FailureReason
 
 
-class JobFailed(Exception):
+class JobFailed(MlopsError):
     """The job cannot run; the message is its FailureReason."""
 
 

@@ -1,9 +1,9 @@
 """lambdas/ec2_host.sh: the EC2 training host's user data, a template rendered per job.
 
-The expected renderings under ``tests/lambdas_tests/golden/`` pin the exact bytes of the user data for
-a few jobs (awkward hyperparameters included). After an intended change to the script,
-regenerate them with ``PYTHONPATH=. python tests/lambdas_tests/test_lambdas_ec2_host.py`` and review
-the diff.
+The expected renderings under ``tests/lambdas_tests/golden/`` pin the exact bytes of the
+user data for a few jobs (awkward hyperparameters included). After an intended change to
+the script, regenerate them with
+``PYTHONPATH=. python tests/lambdas_tests/test_lambdas_ec2_host.py`` and review the diff.
 """
 
 from __future__ import annotations
