@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from infra.rules.props import as_list
@@ -41,6 +41,21 @@ def policy_documents(resource_type: str, props: Mapping[str, Any]) -> list[tuple
             if isinstance(inline, Mapping):
                 docs.append((f"inline policy {inline.get('name')}", inline.get("policy")))
     return docs
+
+
+def labelled_statements(
+    docs: list[tuple[str, Any]], problems: list[str]
+) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """``(label, statement id, statement)`` of every parsable document in ``docs``; a
+    document that does not parse adds its problem to ``problems`` instead."""
+    for label, raw in docs:
+        try:
+            document = parse_policy(raw)
+        except ValueError as exc:
+            problems.append(f"{label}: not a valid policy document ({exc})")
+            continue
+        for i, statement in enumerate(statements(document)):
+            yield label, statement_id(statement, i), statement
 
 
 def statement_id(statement: Mapping[str, Any], index: int) -> str:

@@ -5,13 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from infra.rules.documents import (
-    parse_policy,
-    policy_documents,
-    public_principal,
-    statement_id,
-    statements,
-)
+from infra.rules.documents import labelled_statements, policy_documents, public_principal
 from infra.rules.props import as_list
 from infra.rules.registry import RuleSet
 from infra.rules.resource_types import (
@@ -33,25 +27,20 @@ RULES = RuleSet()
 def no_wildcard_actions(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """No Allow of every action (``*``), of a whole service (``svc:*``) on every
     resource, and no Allow with NotAction."""
-    problems = []
-    for label, raw in policy_documents(resource_type, props):
-        try:
-            document = parse_policy(raw)
-        except ValueError as exc:
-            problems.append(f"{label}: not a valid policy document ({exc})")
+    problems: list[str] = []
+    for label, sid, statement in labelled_statements(
+        policy_documents(resource_type, props), problems
+    ):
+        if statement.get("Effect") != "Allow":
             continue
-        for i, statement in enumerate(statements(document)):
-            if statement.get("Effect") != "Allow":
-                continue
-            sid = statement_id(statement, i)
-            if "NotAction" in statement:
-                problems.append(f"{label}: statement {sid} allows NotAction")
-            resources = as_list(statement.get("Resource"))
-            for action in as_list(statement.get("Action")):
-                if action == "*":
-                    problems.append(f"{label}: statement {sid} allows every action ('*')")
-                elif isinstance(action, str) and action.endswith(":*") and "*" in resources:
-                    problems.append(f"{label}: statement {sid} allows {action} on '*'")
+        if "NotAction" in statement:
+            problems.append(f"{label}: statement {sid} allows NotAction")
+        resources = as_list(statement.get("Resource"))
+        for action in as_list(statement.get("Action")):
+            if action == "*":
+                problems.append(f"{label}: statement {sid} allows every action ('*')")
+            elif isinstance(action, str) and action.endswith(":*") and "*" in resources:
+                problems.append(f"{label}: statement {sid} allows {action} on '*'")
     return problems
 
 
@@ -62,25 +51,17 @@ def no_wildcard_actions(resource_type: str, props: Mapping[str, Any]) -> list[st
 )
 def no_public_principal(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """No resource or trust policy allows ``Principal: "*"`` without a condition."""
-    problems = []
+    problems: list[str] = []
     docs = policy_documents(resource_type, props) if resource_type in RESOURCE_POLICY_TYPES else []
     if resource_type == ROLE:
         docs = [("assume role policy", props.get("assumeRolePolicy"))]
-    for label, raw in docs:
-        try:
-            document = parse_policy(raw)
-        except ValueError as exc:
-            problems.append(f"{label}: not a valid policy document ({exc})")
-            continue
-        for i, statement in enumerate(statements(document)):
-            if (
-                statement.get("Effect") == "Allow"
-                and public_principal(statement.get("Principal"))
-                and not statement.get("Condition")
-            ):
-                problems.append(
-                    f"{label}: statement {statement_id(statement, i)} allows anyone ('*')"
-                )
+    for label, sid, statement in labelled_statements(docs, problems):
+        if (
+            statement.get("Effect") == "Allow"
+            and public_principal(statement.get("Principal"))
+            and not statement.get("Condition")
+        ):
+            problems.append(f"{label}: statement {sid} allows anyone ('*')")
     return problems
 
 
