@@ -20,15 +20,10 @@ logged outcome, never an exception. Too little traffic (fewer than
 
 from __future__ import annotations
 
-import base64
-import csv
-import io
 import json
-import math
 import os
 import tarfile
-from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -45,167 +40,14 @@ from lambdas.aws import (
     put_json,
     read_tar_members,
 )
+from lambdas.captures import parse_capture
 from lambdas.config import Config, JsonDict
 from lambdas.handling import iso, utcnow
+from lambdas.psi import feature_psi
 
 logger = Logger(service="mlops-drift")
 
-EPSILON = 1e-4  # stands in for an empty bin's proportion (PSI's log needs > 0)
 MAX_FILES_PER_RUN = 500
-_MISSING = object()
-
-
-# --- PSI (pure) ----------------------------------------------------------------------------
-
-
-def psi(expected: Sequence[float], actual: Sequence[float], epsilon: float = EPSILON) -> float:
-    """Population stability index of two distributions over the same bins.
-
-    ``sum((a - e) * ln(a / e))`` with each proportion floored at ``epsilon``.
-    """
-    if len(expected) != len(actual):
-        raise ValueError(f"{len(expected)} expected bins but {len(actual)} actual bins")
-    total = 0.0
-    for e, a in zip(expected, actual, strict=True):
-        e, a = max(float(e), epsilon), max(float(a), epsilon)
-        total += (a - e) * math.log(a / e)
-    return total
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None or value is _MISSING:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    return isinstance(value, str) and not value.strip()
-
-
-def _as_float(value: Any) -> float | None:
-    """A finite number, else None (missing, as training counts NaN and infinities)."""
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _category(value: Any) -> str:
-    """As ``jobs.inference.category_value``: whole floats lose ``.0``, bools are words."""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def bin_proportions(
-    spec: Mapping[str, Any], values: Iterable[Any]
-) -> tuple[list[float], list[float]]:
-    """``(expected, actual)`` proportions of one feature over the baseline's bins.
-
-    Numeric spec: ``x`` is in bin ``i`` when ``edges[i] <= x < edges[i+1]`` (as
-    ``jobs.baseline.feature_baseline`` bins training data), then a ``missing`` bin
-    (absent, empty, NaN, infinite or non-numeric values).
-    Categorical spec: one bin per category, an ``other`` bin (unseen categories), a
-    ``missing`` bin.
-    """
-    values = list(values)
-    n = len(values)
-    kind = spec.get("type")
-    if kind == "numeric":
-        edges = [float(e) for e in spec["edges"]]
-        expected = [float(p) for p in spec["proportions"]]
-        if len(expected) != len(edges) - 1:
-            raise ValueError(f"{len(edges)} edges but {len(expected)} proportions")
-        counts = [0] * (len(expected) + 1)
-        for value in values:
-            x = None if _is_missing(value) else _as_float(value)
-            if x is None:
-                counts[-1] += 1
-            else:
-                counts[min(max(bisect_right(edges, x) - 1, 0), len(expected) - 1)] += 1
-        expected.append(float(spec.get("missing", 0.0)))
-    elif kind == "categorical":
-        categories = [_category(cat) for cat in spec["categories"]]
-        expected = [float(p) for p in spec["proportions"]]
-        if len(expected) != len(categories):
-            raise ValueError(f"{len(categories)} categories but {len(expected)} proportions")
-        index = {cat: i for i, cat in enumerate(categories)}
-        counts = [0] * (len(categories) + 2)  # ..., other, missing
-        for value in values:
-            if _is_missing(value):
-                counts[-1] += 1
-            else:
-                counts[index.get(_category(value), len(categories))] += 1
-        expected += [float(spec.get("other", 0.0)), float(spec.get("missing", 0.0))]
-    else:
-        raise ValueError(f"unknown feature type {kind!r}")
-    actual = [count / n for count in counts] if n else [0.0] * len(counts)
-    return expected, actual
-
-
-def feature_psi(spec: Mapping[str, Any], values: Iterable[Any]) -> float:
-    expected, actual = bin_proportions(spec, values)
-    return psi(expected, actual)
-
-
-# --- capture files (pure) ---------------------------------------------------------------------
-
-
-def _rows_from_payload(content_type: str, text: str, features: Sequence[str]) -> list[list[Any]]:
-    """Rows (in ``features`` order) of one request body, per docs/contracts.md "Serving"."""
-    if "json" in content_type:
-        doc = json.loads(text)
-        instances = doc.get("instances", doc) if isinstance(doc, dict) else doc
-        if isinstance(instances, dict) or (
-            isinstance(instances, list) and instances and not isinstance(instances[0], list | dict)
-        ):
-            instances = [instances]  # a single row
-        if not isinstance(instances, list):
-            raise ValueError("JSON body has no list of instances")
-        rows = []
-        for instance in instances:
-            if isinstance(instance, dict):
-                rows.append([instance.get(f, _MISSING) for f in features])
-            elif isinstance(instance, list):
-                if len(instance) != len(features):
-                    raise ValueError(f"row has {len(instance)} values, expected {len(features)}")
-                rows.append(list(instance))
-            else:
-                raise ValueError(f"instance is a {type(instance).__name__}")
-        return rows
-    if "csv" in content_type or not content_type:
-        rows = []
-        for row in csv.reader(io.StringIO(text)):
-            if not row or row == list(features):
-                continue  # blank line or header row
-            if len(row) != len(features):
-                raise ValueError(f"CSV row has {len(row)} values, expected {len(features)}")
-            rows.append(list(row))
-        return rows
-    raise ValueError(f"unsupported content type {content_type!r}")
-
-
-def parse_capture(text: str, features: Sequence[str]) -> tuple[list[list[Any]], list[str]]:
-    """Rows of the request bodies in one SageMaker capture file, and per-record errors."""
-    rows: list[list[Any]] = []
-    errors: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            request = record["captureData"]["endpointInput"]
-            data, encoding = request["data"], str(request.get("encoding", "CSV")).upper()
-            content_type = str(request.get("observedContentType", "")).lower()
-            if encoding == "BASE64":
-                data = base64.b64decode(data).decode("utf-8")
-            rows += _rows_from_payload(content_type, str(data), features)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            errors.append(f"line {number}: {type(exc).__name__}: {exc}")
-    return rows, errors
 
 
 # --- champion and state -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The drift bins of baseline.json, and lambdas.drift binning the same values the same way."""
+"""The drift bins of baseline.json, and lambdas.psi binning the same values the same way."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from jobs.baseline import feature_baseline
 from jobs.inference import category_value
-from lambdas import drift
+from lambdas import captures, psi
 
 
 def test_numeric_baseline_follows_the_bisect_rule() -> None:
@@ -61,7 +61,7 @@ def test_missing_categories_stay_missing(value) -> None:
 
 
 def _capture(rows: list[list[Any]], content_type: str) -> str:
-    """One SageMaker capture record of ``rows``, as ``lambdas.drift`` reads it."""
+    """One SageMaker capture record of ``rows``, as ``lambdas.captures`` reads it."""
     if content_type == "application/json":
         body = json.dumps({"instances": rows})  # NaN/Infinity tokens, as Python clients send
     else:
@@ -71,14 +71,14 @@ def _capture(rows: list[list[Any]], content_type: str) -> str:
 
 
 def _drift_side(spec: dict[str, Any], column: list[Any], content_type: str) -> list[Any]:
-    """``[expected, actual]`` of ``lambdas.drift`` for ``column`` captured as feature ``f``.
+    """``[expected, actual]`` of ``lambdas.psi`` for ``column`` captured as feature ``f``.
 
     A second feature keeps every CSV line non-blank (drift skips blank lines).
     """
     rows = [[value, "1" if content_type == "text/csv" else 1] for value in column]
-    captured, errors = drift.parse_capture(_capture(rows, content_type), ["f", "g"])
+    captured, errors = captures.parse_capture(_capture(rows, content_type), ["f", "g"])
     assert errors == [] and len(captured) == len(rows)
-    expected, actual = drift.bin_proportions(spec, [row[0] for row in captured])
+    expected, actual = psi.bin_proportions(spec, [row[0] for row in captured])
     return [expected, actual]
 
 

@@ -25,8 +25,8 @@ from lambdas_helpers import (
     write_model_artifacts,
 )
 
+from lambdas import captures, drift, psi, serving
 from lambdas import constants as c
-from lambdas import drift, serving
 
 JOB = job_name("20240501-120000", "0000000a")
 
@@ -233,15 +233,15 @@ def test_missing_baseline_is_a_clear_outcome(stack: Stack, lambda_context: Any) 
 
 
 def test_psi_of_identical_distributions_is_zero() -> None:
-    assert drift.psi([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]) == 0
+    assert psi.psi([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]) == 0
 
 
 def test_psi_matches_the_formula_and_floors_empty_bins() -> None:
     expected, actual = [0.5, 0.5, 0.0], [0.25, 0.25, 0.5]
-    eps = drift.EPSILON
+    eps = psi.EPSILON
     by_hand = 2 * (0.25 - 0.5) * math.log(0.25 / 0.5) + (0.5 - eps) * math.log(0.5 / eps)
 
-    assert drift.psi(expected, actual) == pytest.approx(by_hand)
+    assert psi.psi(expected, actual) == pytest.approx(by_hand)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +261,7 @@ def test_psi_matches_the_formula_and_floors_empty_bins() -> None:
     ],
 )
 def test_numeric_bins_are_left_closed_with_a_missing_bin(value: Any, bin_index: int) -> None:
-    _, actual = drift.bin_proportions(BASELINE["features"]["age"], [value])
+    _, actual = psi.bin_proportions(BASELINE["features"]["age"], [value])
 
     assert actual.index(1.0) == bin_index
 
@@ -270,14 +270,14 @@ def test_numeric_bins_are_left_closed_with_a_missing_bin(value: Any, bin_index: 
     ("value", "bin_index"), [("basic", 0), ("pro", 1), ("gold", 2), (None, 3), ("", 3)]
 )
 def test_categorical_bins_have_other_and_missing(value: Any, bin_index: int) -> None:
-    _, actual = drift.bin_proportions(BASELINE["features"]["plan"], [value])
+    _, actual = psi.bin_proportions(BASELINE["features"]["plan"], [value])
 
     assert actual.index(1.0) == bin_index
 
 
 def test_capture_parsing_skips_headers_and_reports_bad_records() -> None:
     good = _capture_line([["age", "plan"], [30, "basic"]])
-    rows, errors = drift.parse_capture(
+    rows, errors = captures.parse_capture(
         "\n".join([good, _capture_line([[1, 2, 3]]), "{}"]), ["age", "plan"]
     )
 
