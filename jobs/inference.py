@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import numpy as np
 
 MODEL_FILE = "model.joblib"
 EVALUATION_FILE = "evaluation.json"
+# set by promote on the serving Model: the model.joblib digest the gate approved
+MODEL_SHA256_ENV = "MLOPS_MODEL_SHA256"
 CSV = "text/csv"
 JSON = "application/json"
 _REQUIRED_KEYS = ("pipeline", "features", "categorical", "labels", "threshold", "positive_label")
@@ -68,6 +71,12 @@ def model_fn(model_dir: str) -> dict[str, Any]:
     if actual != expected:
         raise RuntimeError(
             f"{MODEL_FILE} SHA-256 is {actual} but training recorded {expected}; refusing to load"
+        )
+    approved = os.environ.get(MODEL_SHA256_ENV)
+    if approved and actual != approved:
+        raise RuntimeError(
+            f"{MODEL_FILE} SHA-256 is {actual} but the promotion gate approved {approved} "
+            f"({MODEL_SHA256_ENV}); refusing to load"
         )
     model: dict[str, Any] = joblib.load(path)
     absent = [k for k in _REQUIRED_KEYS if k not in model]

@@ -208,22 +208,27 @@ def read_tar_members(s3: Any, uri: str, names: Iterable[str]) -> dict[str, bytes
     Returns only the members found; a member's name is compared after normalisation, so
     ``./evaluation.json`` and ``evaluation.json`` are the same file.
     """
-    wanted = set(names)
     bucket, key = parse_s3_uri(uri)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    found: dict[str, bytes] = {}
     try:
-        with tarfile.open(fileobj=body, mode="r|gz") as tar:
-            for member in tar:
-                name = posixpath.normpath(member.name)
-                if name in wanted and member.isfile():
-                    handle = tar.extractfile(member)
-                    if handle is not None:
-                        found[name] = handle.read()
-                    if len(found) == len(wanted):
-                        break
+        return tar_members(body, names)
     finally:
         body.close()
+
+
+def tar_members(fileobj: Any, names: Iterable[str]) -> dict[str, bytes]:
+    """The named files of the ``.tar.gz`` read from ``fileobj`` (see read_tar_members)."""
+    wanted = set(names)
+    found: dict[str, bytes] = {}
+    with tarfile.open(fileobj=fileobj, mode="r|gz") as tar:
+        for member in tar:
+            name = posixpath.normpath(member.name)
+            if name in wanted and member.isfile():
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    found[name] = handle.read()
+                if len(found) == len(wanted):
+                    break
     return found
 
 

@@ -64,6 +64,7 @@ INCOMING_PREFIX = "incoming/"
 TRAINING_PREFIX = "training/"
 CODE_PREFIX = "code/"
 LINEAGE_PREFIX = "lineage/"
+MODELS_PREFIX = "models/"  # gated archives, written by promote only: what serves
 CODE_BUNDLE_KEY = "code/jobs.tar.gz"
 DRIFT_STATE_KEY_PREFIX = "drift-state/"  # artifacts bucket: last capture key read
 
@@ -82,6 +83,10 @@ PROMOTE_REQUEST = "PromoteRequest"  # detail-type of a manual promote request
 TRAINING_STATE_CHANGE = "SageMaker Training Job State Change"
 DEFAULT_SKLEARN_IMAGE_TAG = "1.4-2-cpu-py3"  # sagemaker-scikit-learn framework image tag
 VARIANT_NAME = "AllTraffic"
+# the serving Model's environment: digests of what the gate approved; the serving code
+# refuses a model.joblib (SageMaker container) or an archive (local cloud) that differs
+MODEL_SHA256_ENV = "MLOPS_MODEL_SHA256"
+MODEL_ARCHIVE_SHA256_ENV = "MLOPS_MODEL_ARCHIVE_SHA256"
 
 DEFAULTS: dict[str, str] = {
     TRAINING_BACKEND: "sagemaker",

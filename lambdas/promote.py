@@ -35,12 +35,12 @@ from lambdas.aws import (
     error_text,
     publish_alert,
     put_json,
-    read_tar_members,
 )
 from lambdas.config import Config, JsonDict
 from lambdas.gate import SAME_SPLIT, GateDecision, evaluate_gate
 from lambdas.handling import BadEvent, event_kind, handle_event, run_once, utcnow
 from lambdas.registry import champion_evaluation, find_champion
+from lambdas.release import ReleaseError, load_archive, release, serving_digests
 from lambdas.serving import EndpointUpdateError, deploy, serving_environment
 from lambdas.training import model_artifacts_uri, training_image
 from lambdas.verify import JobEvent, Unverified, verify_job
@@ -92,6 +92,7 @@ def register_package(
     evaluation_uri: str,
     decision: GateDecision,
     client_token: str | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> str:
     """Register the challenger as a model package (Approved or Rejected); returns its ARN.
 
@@ -111,6 +112,8 @@ def register_package(
         properties["mlops:champion-comparison"] = decision.comparison
     if decision.champion_value is not None:
         properties[f"mlops:champion-{decision.primary_metric}"] = f"{decision.champion_value:.6f}"
+    if digests and c.MODEL_ARCHIVE_SHA256_ENV in digests:
+        properties["mlops:model-sha256"] = digests[c.MODEL_ARCHIVE_SHA256_ENV]
     response = clients.sagemaker.create_model_package(
         ModelPackageGroupName=config.model_package_group,
         ModelPackageDescription=decision.reason[:1024],
@@ -119,7 +122,7 @@ def register_package(
                 {
                     "Image": config.serving_image_uri or training_image(config),
                     "ModelDataUrl": model_data_url,
-                    "Environment": serving_environment(config),
+                    "Environment": {**serving_environment(config), **(digests or {})},
                 }
             ],
             "SupportedContentTypes": ["text/csv", "application/json"],
@@ -237,7 +240,9 @@ def _alert_error(config: Config, clients: Clients, job_name: str, reason: str) -
 def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token: str) -> JsonDict:
     model_data_url = job.model_data_url or model_artifacts_uri(config, job.job_name)
     try:
-        raw = read_tar_members(clients.s3, model_data_url, [c.EVALUATION_FILE])
+        # one read: the gate judges, and the endpoint serves, these very bytes
+        archive = load_archive(clients, model_data_url)
+        raw = archive.members(c.EVALUATION_FILE)
         if c.EVALUATION_FILE not in raw:
             return _alert_error(
                 config, clients, job.job_name, f"{c.EVALUATION_FILE} is not in {model_data_url}"
@@ -245,7 +250,7 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
         evaluation = json.loads(raw[c.EVALUATION_FILE])
         if not isinstance(evaluation, dict):
             raise ValueError("evaluation.json is not a JSON object")
-    except (ClientError, OSError, EOFError, tarfile.TarError, ValueError) as exc:
+    except (ClientError, OSError, EOFError, tarfile.TarError, ValueError, ReleaseError) as exc:
         return _alert_error(
             config,
             clients,
@@ -285,6 +290,14 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
             champion_value=None,
             checks=(*decision.checks[:-1], ("beats-champion", False, champion_problem)),
         )
+    digests: dict[str, str] = {}
+    if decision.approved:
+        try:
+            model_data_url = release(config, clients, job.job_name, archive)
+        except (ClientError, ReleaseError) as exc:
+            reason = f"cannot release the approved model of {job.job_name}: {error_text(exc)}"
+            return _alert_error(config, clients, job.job_name, reason)
+        digests = serving_digests(archive, evaluation)
     package_arn = register_package(
         config,
         clients,
@@ -293,6 +306,7 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
         evaluation_uri=evaluation_uri,
         decision=decision,
         client_token=hashlib.sha256(token.encode()).hexdigest()[:36],
+        digests=digests,
     )
     outcome: JsonDict = {
         "job_name": job.job_name,
@@ -305,7 +319,13 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
     if not decision.approved:
         return {**outcome, "status": "not-promoted", "reason": decision.reason}
     try:
-        deployed = deploy(config, clients, job_name=job.job_name, model_data_url=model_data_url)
+        deployed = deploy(
+            config,
+            clients,
+            job_name=job.job_name,
+            model_data_url=model_data_url,
+            environment=digests,
+        )
     except EndpointUpdateError as exc:
         reason = f"deployment failed: {exc}"
         try:

@@ -52,7 +52,12 @@ from lambdas.inflight import (
     release_lock,
 )
 from lambdas.registry import find_champion
-from lambdas.training import build_ec2_launch, build_training_request, champion_model_uri
+from lambdas.training import (
+    READABLE_MODEL_PREFIXES,
+    build_ec2_launch,
+    build_training_request,
+    champion_model_uri,
+)
 from lambdas.triggers import Trigger, parse_trigger
 
 logger = Logger(service="mlops-retrain")
@@ -109,8 +114,8 @@ def champion_for_training(config: Config, clients: Clients) -> tuple[JsonDict | 
     }
     if not usable:
         record["reason"] = (
-            f"the champion's model is not under s3://{config.artifacts_bucket}/"
-            f"{c.TRAINING_PREFIX}: the training role cannot read it"
+            f"the champion's model is not under s3://{config.artifacts_bucket}/ "
+            f"{' or '.join(READABLE_MODEL_PREFIXES)}: the training role cannot read it"
         )
     return (champion if usable else None), record
 

@@ -8,6 +8,7 @@ this module makes the SageMaker and Application Auto Scaling calls.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -71,7 +72,13 @@ def _describe_endpoint(clients: Clients, name: str) -> JsonDict | None:
         raise
 
 
-def _ensure_model(config: Config, clients: Clients, name: str, model_data_url: str) -> None:
+def _ensure_model(
+    config: Config,
+    clients: Clients,
+    name: str,
+    model_data_url: str,
+    environment: Mapping[str, str],
+) -> None:
     try:
         clients.sagemaker.describe_model(ModelName=name)
         return  # a retried promotion: the same job's model is already there
@@ -83,7 +90,7 @@ def _ensure_model(config: Config, clients: Clients, name: str, model_data_url: s
         "PrimaryContainer": {
             "Image": config.serving_image_uri or training_image(config),
             "ModelDataUrl": model_data_url,
-            "Environment": serving_environment(config),
+            "Environment": {**serving_environment(config), **environment},
         },
         "ExecutionRoleArn": config.role_arn,
         "Tags": [{"Key": "mlops:model", "Value": config.model_name}],
@@ -126,7 +133,14 @@ def ensure_autoscaling(config: Config, clients: Clients) -> str:
     return "registered"
 
 
-def deploy(config: Config, clients: Clients, *, job_name: str, model_data_url: str) -> JsonDict:
+def deploy(
+    config: Config,
+    clients: Clients,
+    *,
+    job_name: str,
+    model_data_url: str,
+    environment: Mapping[str, str] | None = None,
+) -> JsonDict:
     """Serve ``model_data_url``: new model + endpoint config, then create or update the endpoint.
 
     Returns ``{"endpoint", "endpoint_config", "model_name", "action", "autoscaling"}``
@@ -149,7 +163,7 @@ def deploy(config: Config, clients: Clients, *, job_name: str, model_data_url: s
                 f"endpoint {endpoint} is {current['EndpointStatus']}: cannot update it now"
             )
         step = "create_model"
-        _ensure_model(config, clients, model_name, model_data_url)
+        _ensure_model(config, clients, model_name, model_data_url, environment or {})
         step = "create_endpoint_config"
         clients.sagemaker.create_endpoint_config(
             **build_endpoint_config(config, endpoint_config, model_name)

@@ -104,17 +104,21 @@ def job_tags(config: Config, data_version: str, trigger: str) -> list[dict[str, 
     ]
 
 
+READABLE_MODEL_PREFIXES = (c.MODELS_PREFIX, c.TRAINING_PREFIX)
+
+
 def champion_model_uri(config: Config, champion: Mapping[str, Any] | None) -> str | None:
     """The champion's ``model.tar.gz`` if a training job may read it, else ``None``.
 
-    Only a model under ``s3://<artifacts>/training/`` is given to the job: that is what
-    the SageMaker execution role (and the EC2 host role) may read. A champion elsewhere
+    Only a model under ``s3://<artifacts>/models/`` (what promote released) or
+    ``training/`` is given to the job: that is what the SageMaker execution role (and the
+    EC2 host role) may read. A champion elsewhere
     (e.g. registered by hand) is left out: a channel that cannot be downloaded would
     fail the whole job, and the gate then compares on the champion's own test split.
     """
     url = (champion or {}).get("model_data_url")
-    prefix = f"s3://{config.artifacts_bucket}/{c.TRAINING_PREFIX}"
-    if isinstance(url, str) and url.startswith(prefix) and url.endswith(".tar.gz"):
+    prefixes = tuple(f"s3://{config.artifacts_bucket}/{p}" for p in READABLE_MODEL_PREFIXES)
+    if isinstance(url, str) and url.startswith(prefixes) and url.endswith(".tar.gz"):
         return url
     return None
 

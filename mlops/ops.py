@@ -271,10 +271,12 @@ def serving_job(target: Target) -> str | None:
 
 
 def _job_of(model_data_url: str) -> str | None:
-    # s3://<artifacts>/training/<job>/output/model.tar.gz
+    # s3://<artifacts>/models/<job>/model.tar.gz (released by promote), or
+    # s3://<artifacts>/training/<job>/output/model.tar.gz (a pinned or older model)
     parts = model_data_url.split("/")
-    if c.TRAINING_PREFIX.rstrip("/") in parts:
-        return parts[parts.index(c.TRAINING_PREFIX.rstrip("/")) + 1]
+    for prefix in (c.MODELS_PREFIX, c.TRAINING_PREFIX):
+        if len(parts) > 4 and parts[3] == prefix.rstrip("/"):
+            return parts[4]
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Callable
 from typing import Any
@@ -94,6 +95,27 @@ def test_every_arn_belongs_to_this_stack(role: str) -> None:
                     or s["Sid"] in {"LaunchTrainingHostFromTemplate", "TagTrainingHostAtLaunch"}
                     or arn.endswith(":scalable-target/*")
                 ), f"{role}/{s['Sid']}: {arn} is not scoped to the stack"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [f"{c.MODELS_PREFIX}fraud-dev-20240501-120000-0000000a/model.tar.gz", c.MODELS_PREFIX + "x"],
+)
+def test_only_promote_may_write_what_serves(key: str) -> None:
+    # models/ holds the archives promote released: a training job, the EC2 host or the
+    # serving role writing there could change what serves after the gate
+    target = f"{N.bucket_arn(N.artifacts_bucket)}/{key}"
+
+    writers = {
+        role
+        for role, build in ROLE_POLICIES.items()
+        for s in statements(build())
+        if s["Effect"] == "Allow"
+        and any(fnmatch.fnmatchcase("s3:PutObject", a) for a in as_list(s["Action"]))
+        and any(fnmatch.fnmatchcase(target, r) for r in as_list(s["Resource"]))
+    }
+
+    assert writers == {"promote"}
 
 
 def test_put_metric_data_is_limited_to_own_namespaces() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from localcloud_helpers import (
     deploy_model,
     fake_loader,
 )
+from moto import mock_aws
 
 from mlops.localcloud import LocalCloud
 
@@ -135,3 +137,28 @@ def test_update_missing_endpoint_is_refused(cloud: LocalCloud) -> None:
 
     with pytest.raises(sm.exceptions.ClientError, match="Could not find endpoint"):
         sm.update_endpoint(EndpointName="nope", EndpointConfigName="config-b")
+
+
+def test_the_model_cache_refuses_an_archive_other_than_the_approved(tmp_path: Path) -> None:
+    from lambdas.aws import client
+    from mlops.localcloud.model_cache import ModelCache
+
+    with mock_aws():
+        s3 = client("s3", "us-east-1")
+        s3.create_bucket(Bucket="art")
+        s3.put_object(Bucket="art", Key="models/j/model.tar.gz", Body=b"archive bytes")
+        loaded: list[bytes] = []
+        cache = ModelCache(
+            clients=lambda service, region: client(service, region),
+            state_dir=tmp_path,
+            loader=lambda data, workdir: loaded.append(data) or object(),
+        )
+        url = "s3://art/models/j/model.tar.gz"
+
+        with pytest.raises(RuntimeError, match="not the approved 0000"):
+            cache.get("cfg", url, "us-east-1", archive_sha256="0" * 64)
+        assert loaded == []
+        cache.get(
+            "cfg", url, "us-east-1", archive_sha256=hashlib.sha256(b"archive bytes").hexdigest()
+        )
+        assert loaded == [b"archive bytes"]

@@ -259,11 +259,23 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
         ),
         # ListBucket makes a missing object a 404 rather than a 403: a champion without its
         # evaluation copy falls back to its model.tar.gz (get_json returns None).
-        list_prefixes("ListTrainingOutput", n, n.artifacts_bucket, [c.TRAINING_PREFIX]),
+        list_prefixes(
+            "ListTrainingOutput", n, n.artifacts_bucket, [c.TRAINING_PREFIX, c.MODELS_PREFIX]
+        ),
         allow(
             "ReadTrainingOutput",
             ["s3:GetObject"],
-            objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+            [
+                objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+                objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
+            ],
+        ),
+        allow(
+            # models/<job>/model.tar.gz: the approved archive's bytes, what serves; no other
+            # role may write under models/
+            "ReleaseApprovedModels",
+            ["s3:PutObject"],
+            objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
         ),
         allow(
             # training/<job>/evaluation.json: the copy the model package's metrics point at
@@ -284,7 +296,7 @@ def drift_policy(
     """Drift: read captured traffic, compare with the champion's baseline, raise the alarm.
 
     The champion is what the endpoint serves (endpoint -> config -> model): a promoted
-    model under ``training/``, or the pinned model (``extra_model_data_urls``)."""
+    model under ``models/`` (or ``training/``), or the pinned model (``extra_model_data_urls``)."""
     capture_prefix = f"{n.endpoint}/"  # SageMaker writes <endpoint>/<variant>/YYYY/…
     statements = [
         *_lambda_base(n, "drift", kms_key_arn),
@@ -297,7 +309,7 @@ def drift_policy(
             "ListDriftStateAndBaselines",
             n,
             n.artifacts_bucket,
-            [c.DRIFT_STATE_KEY_PREFIX, c.TRAINING_PREFIX],
+            [c.DRIFT_STATE_KEY_PREFIX, c.TRAINING_PREFIX, c.MODELS_PREFIX],
         ),
         allow(
             "ReadWriteDriftState",
@@ -307,7 +319,10 @@ def drift_policy(
         allow(
             "ReadBaselines",
             ["s3:GetObject"],
-            objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+            [
+                objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+                objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
+            ],
         ),
         put_metrics([metric_namespace]),
         allow("RaiseDriftAlarm", ["cloudwatch:SetAlarmState"], n.alarm_arn(n.drift_alarm)),

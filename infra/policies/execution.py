@@ -52,15 +52,22 @@ def _training_data_access(n: Names) -> list[Statement]:
             ["s3:GetObject", "s3:GetObjectVersion"],
             objects(n, n.raw_bucket, c.INCOMING_PREFIX),
         ),
-        # the code bundle, and the champion's training/<job>/output/model.tar.gz (the
-        # "champion" channel: an S3Prefix channel lists, then reads the object)
-        list_prefixes("ListArtifacts", n, n.artifacts_bucket, [c.CODE_PREFIX, c.TRAINING_PREFIX]),
+        # the code bundle, the champion's model.tar.gz (the "champion" channel: an
+        # S3Prefix channel lists, then reads the object) and, serving, models/<job>/: read
+        # only, promote alone writes what serves
+        list_prefixes(
+            "ListArtifacts",
+            n,
+            n.artifacts_bucket,
+            [c.CODE_PREFIX, c.TRAINING_PREFIX, c.MODELS_PREFIX],
+        ),
         allow(
             "ReadCodeAndModels",
             ["s3:GetObject"],
             [
                 objects(n, n.artifacts_bucket, c.CODE_PREFIX),
                 objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+                objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
             ],
         ),
         allow(
@@ -134,7 +141,10 @@ def ec2_training_policy(
             # same test split as the new model. Models only, no other job output.
             "ReadChampionModel",
             ["s3:GetObject"],
-            f"{n.bucket_arn(n.artifacts_bucket)}/{c.TRAINING_PREFIX}*/output/model.tar.gz",
+            [
+                f"{n.bucket_arn(n.artifacts_bucket)}/{c.MODELS_PREFIX}*/model.tar.gz",
+                f"{n.bucket_arn(n.artifacts_bucket)}/{c.TRAINING_PREFIX}*/output/model.tar.gz",
+            ],
         ),
         allow(
             # model.tar.gz, output.tar.gz, failure, host.log under training/<job>/output/

@@ -142,7 +142,9 @@ class EndpointHost:
     ) -> None:
         try:
             for variant in new.variants:
-                self.models.get(new.config_name, variant.model_data_url, region)
+                self.models.get(
+                    new.config_name, variant.model_data_url, region, variant.archive_sha256
+                )
         except Exception as exc:
             logger.warning("endpoint %s: update to %s failed: %s", key[2], new.config_name, exc)
             endpoint.failure_reason = f"Failed to update endpoint to {new.config_name}: {exc}"[
@@ -220,7 +222,9 @@ class EndpointHost:
         content_type = headers.get("Content-Type") or "application/octet-stream"
         accept = headers.get("Accept") or None
         try:
-            model = self.models.get(serving.config_name, variant.model_data_url, region)
+            model = self.models.get(
+                serving.config_name, variant.model_data_url, region, variant.archive_sha256
+            )
         except Exception as exc:
             logger.warning(
                 "endpoint %s: model %s failed to load: %s", name, variant.model_name, exc

@@ -59,8 +59,14 @@ class ModelCache:
         self._models: dict[tuple[str, str], ServingModel] = {}
         self._model_locks: dict[tuple[str, str], threading.Lock] = {}
 
-    def get(self, config_name: str, url: str, region: str) -> ServingModel:
-        """The model at ``url`` for ``config_name``, loaded on first use."""
+    def get(
+        self, config_name: str, url: str, region: str, archive_sha256: str | None = None
+    ) -> ServingModel:
+        """The model at ``url`` for ``config_name``, loaded on first use.
+
+        ``archive_sha256``: the digest the serving Model says was approved; an archive
+        with other bytes is refused, as the stack's serving code does.
+        """
         key = (config_name, url)
         with self._lock:
             model = self._models.get(key)
@@ -78,6 +84,12 @@ class ModelCache:
                 )
             except Exception as exc:
                 raise RuntimeError(f"could not download model data {url}: {exc}") from exc
+            actual = hashlib.sha256(data).hexdigest()
+            if archive_sha256 and actual != archive_sha256:
+                raise RuntimeError(
+                    f"model data {url} has SHA-256 {actual}, not the approved "
+                    f"{archive_sha256}; refusing to serve it"
+                )
             digest = hashlib.sha256(f"{config_name}\n{url}".encode()).hexdigest()[:16]
             workdir = self.state_dir / MODELS_DIR / digest
             model = self.loader(data, workdir)

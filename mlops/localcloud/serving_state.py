@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambdas.constants import MODEL_ARCHIVE_SHA256_ENV
 from mlops.errors import MlopsError
 
 _random = random.Random()  # traffic split between variants, not security
@@ -44,6 +45,7 @@ class Variant:
     model_name: str
     model_data_url: str
     weight: float
+    archive_sha256: str | None = None  # the digest promote released; the archive must match
 
 
 @dataclass
@@ -87,6 +89,9 @@ def resolve(backend: Any, config_name: str) -> Serving:
                 model_name=model.model_name,
                 model_data_url=url,
                 weight=float(pv.get("InitialVariantWeight", 1.0) or 0.0),
+                archive_sha256=((container or {}).get("Environment") or {}).get(
+                    MODEL_ARCHIVE_SHA256_ENV
+                ),
             )
         )
     return Serving(config_name, variants, dict(config.data_capture_config or {}))

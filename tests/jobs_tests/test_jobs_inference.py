@@ -301,3 +301,21 @@ def test_model_file_names_agree_on_every_side() -> None:
     assert produced == (inference.MODEL_FILE, inference.EVALUATION_FILE)
     assert produced == (constants.MODEL_FILE, constants.EVALUATION_FILE)
     assert names == (constants.BASELINE_FILE, constants.REPORT_FILE)
+
+
+def test_model_fn_refuses_a_model_other_than_the_one_the_gate_approved(
+    binary_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = json.loads((binary_dir / "evaluation.json").read_text())["model"]["sha256"]
+    monkeypatch.setenv(inference.MODEL_SHA256_ENV, recorded)
+    assert inference.model_fn(str(binary_dir))["pipeline"] is not None  # the approved one
+
+    monkeypatch.setenv(inference.MODEL_SHA256_ENV, "0" * 64)
+    with pytest.raises(RuntimeError, match="the promotion gate approved 0000"):
+        inference.model_fn(str(binary_dir))
+
+
+def test_the_approved_digest_variable_has_one_name() -> None:
+    from lambdas import constants
+
+    assert inference.MODEL_SHA256_ENV == constants.MODEL_SHA256_ENV

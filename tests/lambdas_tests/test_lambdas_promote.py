@@ -7,6 +7,7 @@ only records the request and repoints the endpoint at the new config.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -23,6 +24,7 @@ from lambdas_helpers import (
     load_event,
     model_tar,
     packages,
+    s3_keys,
     sagemaker_backend,
     set_job_status,
     submit_job,
@@ -31,7 +33,7 @@ from lambdas_helpers import (
 )
 
 from lambdas import constants as c
-from lambdas import gate, promote, registry, serving
+from lambdas import gate, promote, registry, release, serving
 from lambdas.aws import parse_s3_uri
 
 JOB_1 = job_name("20240501-120000", "0000000a")
@@ -78,7 +80,7 @@ def test_first_model_is_approved_and_creates_the_endpoint(
     )
     assert stored["metrics"]["f1"] == 0.8
     container = package["InferenceSpecification"]["Containers"][0]
-    assert container["ModelDataUrl"].endswith(f"training/{JOB_1}/output/model.tar.gz")
+    assert container["ModelDataUrl"] == f"s3://{ARTIFACTS}/models/{JOB_1}/model.tar.gz"
     # and the endpoint serves it (serverless by default: no capture, see control-plane.md)
     assert _serving_model(stack) == JOB_1
     config = stack.clients.sagemaker.describe_endpoint_config(
@@ -203,7 +205,7 @@ def test_better_challenger_updates_the_endpoint_blue_green(
     # and the new package is the champion now
     champion = registry.find_champion(stack.config, stack.clients)
     assert champion is not None and champion["model_data_url"].endswith(
-        f"{JOB_2}/output/model.tar.gz"
+        f"models/{JOB_2}/model.tar.gz"
     )
 
 
@@ -287,6 +289,76 @@ def test_in_progress_event_is_ignored(stack: Stack, lambda_context: Any) -> None
 
     assert outcome["status"] == "ignored"
     assert packages(stack) == [] and endpoint_config_name(stack) is None and not alerts(stack)
+
+
+# --- what serves is exactly what was gated ---------------------------------------------------
+
+
+def _object(stack: Stack, key: str) -> bytes:
+    return bytes(stack.clients.s3.get_object(Bucket=ARTIFACTS, Key=key)["Body"].read())
+
+
+def test_the_approved_archive_is_released_byte_for_byte_with_its_digests(
+    stack: Stack, lambda_context: Any
+) -> None:
+    doc = {**evaluation(f1=0.8), "model": {"sha256": "ab" * 32}}
+    trained = write_model_artifacts(stack, JOB_1, doc)
+    archive = _object(stack, parse_s3_uri(trained)[1])
+
+    outcome = promote.handler(training_event(JOB_1), lambda_context)
+    # a later write to the job's training output (any job's role may) changes nothing served
+    stack.clients.s3.put_object(Bucket=ARTIFACTS, Key=parse_s3_uri(trained)[1], Body=b"evil")
+
+    assert outcome["status"] == "deployed", outcome
+    released = f"{c.MODELS_PREFIX}{JOB_1}/model.tar.gz"
+    assert _object(stack, released) == archive
+    digest = hashlib.sha256(archive).hexdigest()
+    [package] = packages(stack)
+    assert package["CustomerMetadataProperties"]["mlops:model-sha256"] == digest
+    environment = stack.clients.sagemaker.describe_model(ModelName=JOB_1)["PrimaryContainer"][
+        "Environment"
+    ]
+    assert environment[c.MODEL_ARCHIVE_SHA256_ENV] == digest
+    assert environment[c.MODEL_SHA256_ENV] == "ab" * 32
+    container = stack.clients.sagemaker.describe_model(ModelName=JOB_1)["PrimaryContainer"]
+    assert container["ModelDataUrl"] == f"s3://{ARTIFACTS}/{released}"
+
+
+def test_a_released_key_holding_other_bytes_is_never_overwritten(
+    stack: Stack, lambda_context: Any
+) -> None:
+    planted = f"{c.MODELS_PREFIX}{JOB_1}/model.tar.gz"
+    stack.clients.s3.put_object(Bucket=ARTIFACTS, Key=planted, Body=b"another archive")
+
+    outcome = _promote(stack, lambda_context, JOB_1, evaluation(f1=0.8))
+
+    assert outcome["status"] == "error", outcome
+    assert "already holds another archive; it is never overwritten" in outcome["reason"]
+    assert _object(stack, planted) == b"another archive"
+    assert packages(stack) == [] and endpoint_config_name(stack) is None
+    assert len(alerts(stack)) == 1
+
+
+def test_a_repeated_release_reuses_the_identical_copy(stack: Stack) -> None:
+    trained = write_model_artifacts(stack, JOB_1, evaluation(f1=0.8))
+    archive = release.load_archive(stack.clients, trained)
+
+    first = release.release(stack.config, stack.clients, JOB_1, archive)
+    again = release.release(stack.config, stack.clients, JOB_1, archive)
+
+    assert first == again == f"s3://{ARTIFACTS}/{c.MODELS_PREFIX}{JOB_1}/model.tar.gz"
+    assert s3_keys(stack, ARTIFACTS, c.MODELS_PREFIX) == [f"{c.MODELS_PREFIX}{JOB_1}/model.tar.gz"]
+    assert _object(stack, parse_s3_uri(first)[1]) == archive.data
+
+
+def test_a_rejected_challenger_releases_nothing(stack: Stack, lambda_context: Any) -> None:
+    outcome = _promote(stack, lambda_context, JOB_1, MAJORITY_CLASS)
+
+    assert outcome["status"] == "not-promoted"
+    assert s3_keys(stack, ARTIFACTS, c.MODELS_PREFIX) == []
+    [package] = packages(stack)
+    container = package["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"].endswith(f"training/{JOB_1}/output/model.tar.gz")
 
 
 # --- the job is verified with its backend before anything else ------------------------------

@@ -891,8 +891,8 @@ def test_the_training_jobs_channels_are_readable_by_the_sagemaker_role(world: Wo
     channels = {ch["ChannelName"]: ch for ch in create.params["InputDataConfig"]}
     assert set(channels) == {"train", "champion"}
     source = channels["champion"]["DataSource"]["S3DataSource"]
-    assert source["S3Uri"] == (f"s3://{N.artifacts_bucket}/training/{JOB_2}/output/model.tar.gz"), (
-        "the champion is the last Approved package: the blue/green update's job"
+    assert source["S3Uri"] == (f"s3://{N.artifacts_bucket}/models/{JOB_2}/model.tar.gz"), (
+        "the champion is the last Approved package: the blue/green update's job, released"
     )
     doc = policies.sagemaker_execution_policy(
         N,
