@@ -60,6 +60,8 @@ def lambda_environment(
         c.NETWORK_ISOLATION: "false",
         c.LAUNCH_TEMPLATE_ID: launch_template_id,
         c.PROMOTION_MARGIN: repr(settings.promotion_margin),
+        c.MAX_RETRIES: str(settings.max_retries),
+        c.RETRY_BACKOFF_SECONDS: str(settings.retry_backoff_seconds),
         c.MIN_MINORITY_RECALL: repr(settings.min_minority_recall),
         c.DRIFT_THRESHOLD: repr(settings.drift_threshold),
         c.DRIFT_ALARM_NAME: n.drift_alarm,

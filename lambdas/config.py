@@ -67,6 +67,8 @@ class Config:
     network_isolation: bool = c.DEFAULTS[c.NETWORK_ISOLATION] == "true"
     launch_template_id: str | None = None
     idempotency_ttl_days: int = int(c.DEFAULTS[c.IDEMPOTENCY_TTL_DAYS])
+    max_retries: int = int(c.DEFAULTS[c.MAX_RETRIES])
+    retry_backoff_seconds: int = int(c.DEFAULTS[c.RETRY_BACKOFF_SECONDS])
     # promotion gate
     primary_metric: str | None = None
     promotion_margin: float = float(c.DEFAULTS[c.PROMOTION_MARGIN])
@@ -178,6 +180,8 @@ class Config:
             network_isolation=flag(c.NETWORK_ISOLATION),
             launch_template_id=get(c.LAUNCH_TEMPLATE_ID),
             idempotency_ttl_days=number(c.IDEMPOTENCY_TTL_DAYS, int),
+            max_retries=number(c.MAX_RETRIES, int),
+            retry_backoff_seconds=number(c.RETRY_BACKOFF_SECONDS, int),
             primary_metric=get(c.PRIMARY_METRIC),
             promotion_margin=number(c.PROMOTION_MARGIN, float),
             min_minority_recall=number(c.MIN_MINORITY_RECALL, float),

@@ -58,6 +58,8 @@ DRIFT_MIN_ROWS = "MLOPS_DRIFT_MIN_ROWS"  # fewer captured rows: wait for more tr
 # control plane
 IDEMPOTENCY_TTL_DAYS = "MLOPS_IDEMPOTENCY_TTL_DAYS"  # how long a data version stays "done"
 CAPTURE_ENABLED = "MLOPS_CAPTURE_ENABLED"  # "auto" (instance only) | "true" | "false"
+MAX_RETRIES = "MLOPS_MAX_RETRIES"  # new jobs for a data version whose job died of infrastructure
+RETRY_BACKOFF_SECONDS = "MLOPS_RETRY_BACKOFF_SECONDS"  # wait before retry n: this * 2**(n-1)
 
 # --- fixed names and layout ------------------------------------------------
 INCOMING_PREFIX = "incoming/"
@@ -111,4 +113,6 @@ DEFAULTS: dict[str, str] = {
     DRIFT_MIN_ROWS: "50",
     IDEMPOTENCY_TTL_DAYS: "365",
     CAPTURE_ENABLED: "auto",
+    MAX_RETRIES: "2",
+    RETRY_BACKOFF_SECONDS: "900",
 }

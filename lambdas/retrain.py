@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -41,6 +41,7 @@ from botocore.exceptions import ClientError
 from lambdas import constants as c
 from lambdas.aws import Clients, error_text, put_json
 from lambdas.config import Config, JsonDict, make_job_name
+from lambdas.failures import sagemaker_job_end
 from lambdas.handling import handle_event, iso, run_once, utcnow
 from lambdas.incoming import data_version as compute_data_version
 from lambdas.incoming import list_incoming
@@ -140,6 +141,8 @@ def start_training(
           the job evaluates on its test split, or ``None``), ``trigger``;
         - ``"duplicate"``: this data version already started ``job_name`` (or is being
           started right now); nothing done;
+        - ``"retry-later"``: the data version's job ended for an infrastructure reason;
+          ``retry_after`` says when the next trigger may start it again;
         - ``"skipped"``: ``running_job`` is in flight; the trigger is recorded
           (``skipped_id``) and the data version is free to start later;
         - ``"no-data"``: nothing under ``incoming/``.
@@ -202,16 +205,24 @@ def start_training(
         IdempotencyAlreadyInProgressError,
     )
 
+    attempt = 0
     try:
-        result, ran = run_once(
-            config,
-            clients,
-            key=key,
-            key_prefix=f"retrain#{config.model_name}",
-            fn=start,
-            lambda_context=lambda_context,
-            ttl_seconds=config.idempotency_ttl_days * 86400,
-        )
+        while True:
+            result, ran = run_once(
+                config,
+                clients,
+                key=key if attempt == 0 else f"{key}#retry-{attempt}",
+                key_prefix=f"retrain#{config.model_name}",
+                fn=start,
+                lambda_context=lambda_context,
+                ttl_seconds=config.idempotency_ttl_days * 86400,
+            )
+            if ran:
+                return {**result, "attempt": attempt} if attempt else result
+            retry = _retry_decision(config, clients, result, version, attempt, now)
+            if retry is not None:
+                return {**retry, "data_version": version, "trigger": trigger.as_dict()}
+            attempt += 1
     except TrainingInFlight as busy:
         record = record_skipped(config, clients, trigger, version, busy.running, now)
         return {
@@ -232,19 +243,70 @@ def start_training(
             "data_version": version,
             "trigger": trigger.as_dict(),
         }
-    if ran:
-        return result
-    return {
+
+
+def _retry_decision(
+    config: Config,
+    clients: Clients,
+    previous: JsonDict,
+    version: str,
+    attempt: int,
+    now: datetime,
+) -> JsonDict | None:
+    """The outcome for a data version that already started a job, or ``None``: retry it.
+
+    A SageMaker job that ended for an infrastructure reason frees its data version, at
+    most ``max_retries`` times, each after ``retry_backoff_seconds * 2**attempt``.
+    """
+    job = previous.get("job_name")
+    end = (
+        sagemaker_job_end(clients, job)
+        if isinstance(job, str) and config.training_backend == "sagemaker"
+        else None
+    )
+    duplicate = {
         "status": "duplicate",
+        "job_name": job,
         "reason": (
-            f"data version {version[:12]} already started {result.get('job_name')}: "
+            f"data version {version[:12]} already started {job}: "
             "no new data since (add files under incoming/, or send a RetrainRequest "
             "with force=true)"
         ),
-        "job_name": result.get("job_name"),
-        "data_version": version,
-        "trigger": trigger.as_dict(),
     }
+    if end is None or not end.failed:
+        return duplicate
+    if not end.infrastructure:
+        return {
+            **duplicate,
+            "failure": "job",
+            "reason": (
+                f"{job} failed on its data or settings ({end.reason[:200]}); not retried "
+                "until the data changes"
+            ),
+        }
+    if attempt >= config.max_retries:
+        return {
+            **duplicate,
+            "failure": "infrastructure",
+            "reason": (
+                f"{job} ended for an infrastructure reason ({end.reason[:200]}) after "
+                f"{attempt} retries (mlops:maxRetries={config.max_retries}); not retried "
+                "until the data changes"
+            ),
+        }
+    due = (end.ended_at or now) + timedelta(seconds=config.retry_backoff_seconds * 2**attempt)
+    if now < due:
+        return {
+            "status": "retry-later",
+            "job_name": job,
+            "failure": "infrastructure",
+            "retry_after": iso(due),
+            "reason": (
+                f"{job} ended for an infrastructure reason ({end.reason[:200]}); retry "
+                f"{attempt + 1} of {config.max_retries} is due at {iso(due)}"
+            ),
+        }
+    return None
 
 
 # --- handler --------------------------------------------------------------------------------

@@ -51,6 +51,16 @@ KEYS: tuple[Key, ...] = (
         "minMinorityRecall", c.MIN_MINORITY_RECALL, "guardrail for imbalanced data, in [0, 1]"
     ),
     _env_key("trainingBackend", c.TRAINING_BACKEND, "sagemaker or ec2"),
+    _env_key(
+        "maxRetries",
+        c.MAX_RETRIES,
+        "new jobs for a data version whose job died of infrastructure (0..10)",
+    ),
+    _env_key(
+        "retryBackoffSeconds",
+        c.RETRY_BACKOFF_SECONDS,
+        "wait before the first retry, doubled for each next (60..86400)",
+    ),
     _env_key("trainingInstanceType", c.TRAINING_INSTANCE_TYPE, "SageMaker training instance type"),
     Key(
         "trainingImageUri",

@@ -182,6 +182,8 @@ def load_settings(
         promotion_margin=r.number("promotionMargin", low=0.0),
         min_minority_recall=r.number("minMinorityRecall", low=0.0, high=1.0),
         training_backend=r.choice("trainingBackend", TRAINING_BACKENDS),
+        max_retries=r.integer("maxRetries", low=0, high=10),
+        retry_backoff_seconds=r.integer("retryBackoffSeconds", low=60, high=86400),
         training_instance_type=r.matching(
             "trainingInstanceType", _SAGEMAKER_TYPE_RE, "a SageMaker type ml.*"
         ),

@@ -26,6 +26,8 @@ class Settings:
     promotion_margin: float
     min_minority_recall: float
     training_backend: str
+    max_retries: int
+    retry_backoff_seconds: int
     training_instance_type: str
     training_image_uri: str
     training_max_seconds: int

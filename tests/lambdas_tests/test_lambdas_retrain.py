@@ -26,7 +26,7 @@ from lambdas_helpers import (
 )
 
 from lambdas import constants as c
-from lambdas import inflight, retrain, triggers
+from lambdas import failures, inflight, retrain, triggers
 from lambdas.handling import utcnow
 
 
@@ -480,3 +480,92 @@ def test_the_ec2_host_downloads_the_champion_too(
     url = f"s3://{ARTIFACTS}/training/{MODEL}-20240401-120000-00000001/output/model.tar.gz"
     assert f"CHAMPION={url}" in script
     assert "SM_CHANNEL_CHAMPION=/opt/ml/input/data/champion" in script
+
+
+# --- a job that died of infrastructure frees its data version ---------------------------------
+
+
+def _schedule(stack: Stack, seconds: int, **env: str) -> dict[str, Any]:
+    return retrain.start_training(
+        stack.with_env(**env)[0],
+        stack.clients,
+        triggers.parse_trigger(load_event("scheduled_event"), stack.config),
+        now=utcnow() + timedelta(seconds=seconds),
+    )
+
+
+def test_a_job_killed_by_the_infrastructure_is_retried_after_its_backoff(
+    stack: Stack, lambda_context: Any
+) -> None:
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    first = retrain.handler(load_event("s3_object_created"), lambda_context)["job_name"]
+    set_job_status(first, "Failed", "CapacityError: Unable to provision requested ML compute")
+
+    early = _schedule(stack, 60)  # the backoff (900 s) has not passed
+    retried = _schedule(stack, 901)
+
+    assert early["status"] == "retry-later", early
+    assert early["failure"] == "infrastructure" and "retry 1 of 2" in early["reason"]
+    assert retried["status"] == "started", retried
+    assert retried["attempt"] == 1 and retried["data_version"] == early["data_version"]
+    assert sorted(training_jobs(stack)) == sorted([first, retried["job_name"]])
+
+    # and the second retry waits twice as long (both jobs "ended" about now, in moto)
+    set_job_status(retried["job_name"], "Failed", "InternalServerError: internal error")
+    assert _schedule(stack, 1700)["status"] == "retry-later"
+    assert _schedule(stack, 1801)["attempt"] == 2
+
+
+def test_infrastructure_retries_stop_at_max_retries_with_doubling_backoff(
+    stack: Stack, lambda_context: Any
+) -> None:
+    one_retry = {c.MAX_RETRIES: "1"}
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    first = retrain.handler(load_event("s3_object_created"), lambda_context)["job_name"]
+    set_job_status(first, "Stopped")  # killed: no reason given
+    second = _schedule(stack, 901, **one_retry)["job_name"]
+    set_job_status(second, "Failed", "AlgorithmError: ExitCode 137 (out of memory)")
+
+    given_up = _schedule(stack, 901 + 1801, **one_retry)
+
+    assert given_up["status"] == "duplicate", given_up
+    assert given_up["failure"] == "infrastructure"
+    assert "after 1 retries (mlops:maxRetries=1)" in given_up["reason"]
+    assert len(training_jobs(stack)) == 2
+
+
+def test_a_job_that_failed_on_its_data_is_not_retried_until_the_data_changes(
+    stack: Stack, lambda_context: Any
+) -> None:
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    first = retrain.handler(load_event("s3_object_created"), lambda_context)["job_name"]
+    set_job_status(first, "Failed", "label column 'label' not found in incoming data")
+
+    again = _schedule(stack, 10_000)
+    put_data(stack, "incoming/2024-05-02/batch-002.csv", "age,plan,label\n61,pro,1\n")
+    changed = _schedule(stack, 10_001)
+
+    assert again["status"] == "duplicate" and again["failure"] == "job", again
+    assert "not retried until the data changes" in again["reason"]
+    assert changed["status"] == "started"
+    assert len(training_jobs(stack)) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "infrastructure"),
+    [
+        ("Failed", "CapacityError: Unable to provision requested ML compute capacity", True),
+        ("Failed", "InternalServerError: We encountered an internal error", True),
+        ("Failed", "AlgorithmError: Please use an instance type with more memory", True),
+        ("Failed", 'AlgorithmError: ExecuteUserScriptError:\nExitCode 137\nErrorMessage ""', True),
+        ("Stopped", "", True),
+        ("Failed", "training data has 1 class(es); at least 2 are needed", False),
+        ("Failed", "AlgorithmError: unexpected error: KeyError: 'x'", False),
+        ("Completed", "", False),
+    ],
+)
+def test_failures_are_told_apart(status: str, reason: str, infrastructure: bool) -> None:
+    end = failures.classify({"TrainingJobStatus": status, "FailureReason": reason})
+
+    assert end.infrastructure is infrastructure
+    assert end.failed is (status != "Completed")
