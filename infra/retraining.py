@@ -118,6 +118,18 @@ def triggers(n: Names, *, retrain_schedule: str, drift_schedule: str) -> list[Tr
             ),
         ),
         Trigger(
+            "training-ended",
+            "retrain",
+            "A training job ended: follow up data that arrived meanwhile, retry a killed job",
+            pattern=training_state_pattern(n.job_prefix),
+        ),
+        Trigger(
+            "ec2-training-ended",
+            "retrain",
+            "The EC2 training host reported a finished job: follow up, retry",
+            pattern=control_plane_pattern([c.TRAINING_STATE_CHANGE], job_prefix=n.job_prefix),
+        ),
+        Trigger(
             "retrain-request",
             "retrain",
             "A manual retrain request for this stack's model",

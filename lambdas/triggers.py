@@ -1,7 +1,9 @@
 """The events that ask for a retrain, parsed (pure) into a :class:`Trigger`.
 
-Four EventBridge events, nothing else: new data under ``incoming/`` of the raw bucket, the
-schedule, the drift alarm going into ALARM, and a manual ``RetrainRequest`` for this model.
+Five EventBridge events, nothing else: new data under ``incoming/`` of the raw bucket, the
+schedule, the drift alarm going into ALARM, a manual ``RetrainRequest`` for this model, and
+one of this model's training jobs ending: data that arrived while it ran (its triggers were
+skipped) is followed up then, and a job killed by the infrastructure is retried.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from lambdas.config import Config, JsonDict
 from lambdas.handling import BadEvent, event_kind
 
 DATA_SUFFIXES = (".csv", ".parquet")
+JOB_ENDED = frozenset({"Completed", "Failed", "Stopped"})
 
 
 @dataclass(frozen=True)
 class Trigger:
     """Why a retrain was asked for: ``kind`` becomes the ``mlops:trigger`` tag."""
 
-    kind: str  # "s3" | "schedule" | "drift" | "manual"
+    kind: str  # "s3" | "schedule" | "drift" | "manual" | "job-ended"
     detail: Mapping[str, Any] = field(default_factory=dict)
     force: bool = False
 
@@ -85,4 +88,12 @@ def parse_trigger(event: Any, config: Config) -> Trigger:
             raise BadEvent("RetrainRequest detail.force must be true or false")
         extra = {k: str(detail[k])[:256] for k in ("reason", "requested_by") if k in detail}
         return Trigger("manual", {**meta, "model": model, **extra}, force=force)
+    if detail_type == c.TRAINING_STATE_CHANGE and source in {"aws.sagemaker", c.EVENT_SOURCE}:
+        name = detail.get("TrainingJobName")
+        status = detail.get("TrainingJobStatus")
+        if not isinstance(name, str) or not config.job_name_pattern.match(name):
+            raise BadEvent(f"training job {name!r} is not a job of model {config.model_name!r}")
+        if status not in JOB_ENDED:
+            raise BadEvent(f"training job {name} is {status!r}: it has not ended")
+        return Trigger("job-ended", {**meta, "job": name, "status": status})
     raise BadEvent(f"unsupported event {source!r} / {detail_type!r}")

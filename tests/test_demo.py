@@ -127,7 +127,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
 def test_first_model_is_trained_approved_and_serving(loop: Loop) -> None:
     result = loop.result
     assert loop.cloud.exits == 1, "the demo did not leave its cloud's `with` exactly once"
-    assert result.resources == 95
+    assert result.resources == 101
     assert [j["status"] for j in result.jobs] == ["Completed", "Completed"], result.jobs
     first, second = (job["name"] for job in loop.oldest_first)
     assert [j["trigger"] for j in result.jobs] == ["s3", "s3"]
@@ -249,7 +249,7 @@ def test_evaluations_report_and_summary(loop: Loop) -> None:
     demo.print_summary(result, out)
     text = out.file.getvalue()  # type: ignore[attr-defined]
     assert "Training jobs" in text and "Model registry" in text and "Drift" in text
-    assert "95 resources deployed; 2000 predictions served" in text
+    assert "101 resources deployed; 2000 predictions served" in text
 
 
 # --- faults, in the same account after the loop ------------------------------------------

@@ -676,6 +676,27 @@ def _rule(run: ProgramRun, kind: str) -> tuple[dict, dict, dict]:
             },
         ),
         (
+            "training-ended",
+            "retrain",
+            lambda p, s: {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Training Job State Change"],
+                "detail": {
+                    "TrainingJobName": [{"prefix": f"fraud-{s}-"}],
+                    "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
+                },
+            },
+        ),
+        (
+            "ec2-training-ended",
+            "retrain",
+            lambda p, s: {
+                "source": [c.EVENT_SOURCE],
+                "detail-type": [c.TRAINING_STATE_CHANGE],
+                "detail": {"TrainingJobName": [{"prefix": f"fraud-{s}-"}]},
+            },
+        ),
+        (
             "retrain-request",
             "retrain",
             lambda p, s: {

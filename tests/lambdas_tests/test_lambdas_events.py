@@ -135,6 +135,18 @@ def _padded(name: str, size: int) -> dict[str, Any]:
     return event
 
 
+RETRAIN_MALFORMED += [
+    (
+        "job: still running",
+        _with("training_completed", ["detail", "TrainingJobStatus"], "InProgress"),
+        "it has not ended",
+    ),
+    (
+        "job: another model's",
+        _with("training_completed", ["detail", "TrainingJobName"], "fraud-20240501-120000-0a"),
+        "is not a job of model 'churn'",
+    ),
+]
 RETRAIN_MALFORMED.append(
     ("a few MB", _padded("s3_object_created", 3 * 1024 * 1024), "at most 16384 are accepted")
 )

@@ -22,6 +22,7 @@ from lambdas_helpers import (
     put_data,
     s3_keys,
     set_job_status,
+    training_event,
     training_jobs,
 )
 
@@ -569,3 +570,37 @@ def test_failures_are_told_apart(status: str, reason: str, infrastructure: bool)
 
     assert end.infrastructure is infrastructure
     assert end.failed is (status != "Completed")
+
+
+def test_data_skipped_during_a_job_is_followed_up_when_the_job_ends(
+    stack: Stack, lambda_context: Any
+) -> None:
+    # given a running job, and data that arrived meanwhile (its trigger was skipped)
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    running = retrain.handler(load_event("s3_object_created"), lambda_context)["job_name"]
+    set_job_status(running, "InProgress")
+    put_data(stack, "incoming/2024-05-02/batch-002.csv", "age,plan,label\n61,pro,1\n")
+    skipped = retrain.handler(load_event("s3_object_created"), lambda_context)
+    assert skipped["status"] == "skipped"
+
+    # when the job ends, its state change reaches retrain too (rule training-ended)
+    set_job_status(running, "Completed")
+    followed = retrain.handler(training_event(running), lambda_context)
+    redelivered = retrain.handler(training_event(running), lambda_context)
+
+    # then the skipped data trains at once, and only once
+    assert followed["status"] == "started", followed
+    assert followed["data_version"] == skipped["data_version"]
+    assert (followed["trigger"]["kind"], followed["trigger"]["job"]) == ("job-ended", running)
+    assert redelivered["status"] == "duplicate"
+    assert len(training_jobs(stack)) == 2
+
+
+def test_a_job_ending_without_new_data_starts_nothing(stack: Stack, lambda_context: Any) -> None:
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    job = retrain.handler(load_event("s3_object_created"), lambda_context)["job_name"]
+
+    outcome = retrain.handler(training_event(job), lambda_context)
+
+    assert outcome["status"] == "duplicate"
+    assert training_jobs(stack) == [job]
