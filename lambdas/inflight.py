@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from lambdas.aws import Clients, error_code
 from lambdas.config import Config, JsonDict
 from lambdas.errors import ControlPlaneError
+from lambdas.failures import sagemaker_job_end
 from lambdas.handling import iso
 from lambdas.triggers import Trigger
 
@@ -73,13 +74,8 @@ def _job_active(config: Config, clients: Clients, job_name: str, backend: str) -
             if _ec2_jobs(clients, by_job, ["shutting-down", "terminated", "stopped"])
             else None
         )
-    try:
-        status = clients.sagemaker.describe_training_job(TrainingJobName=job_name)
-    except ClientError as exc:
-        if error_code(exc) in {"ValidationException", "ResourceNotFound"}:
-            return None
-        raise
-    return status["TrainingJobStatus"] in {"InProgress", "Stopping"}
+    end = sagemaker_job_end(clients, job_name)
+    return None if end is None else end.status in {"InProgress", "Stopping"}
 
 
 def _lock_id(config: Config) -> str:
