@@ -40,7 +40,7 @@ from lambdas.config import Config, JsonDict
 from lambdas.gate import SAME_SPLIT, GateDecision, evaluate_gate
 from lambdas.handling import BadEvent, event_kind, handle_event, run_once, utcnow
 from lambdas.registry import champion_evaluation, find_champion
-from lambdas.release import ReleaseError, load_archive, release, serving_digests
+from lambdas.release import Archive, ReleaseError, load_archive, release, serving_digests
 from lambdas.serving import EndpointUpdateError, deploy, serving_environment
 from lambdas.training import model_artifacts_uri, training_image
 from lambdas.verify import JobEvent, Unverified, verify_job
@@ -242,6 +242,22 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
     try:
         # one read: the gate judges, and the endpoint serves, these very bytes
         archive = load_archive(clients, model_data_url)
+    except (ClientError, OSError, ReleaseError) as exc:
+        return _alert_error(
+            config,
+            clients,
+            job.job_name,
+            f"cannot read {c.EVALUATION_FILE} from {model_data_url}: {error_text(exc)}",
+        )
+    with archive:
+        return _gate(config, clients, job, archive, token=token)
+
+
+def _gate(
+    config: Config, clients: Clients, job: JobEvent, archive: Archive, *, token: str
+) -> JsonDict:
+    model_data_url = archive.url
+    try:
         raw = archive.members(c.EVALUATION_FILE)
         if c.EVALUATION_FILE not in raw:
             return _alert_error(
@@ -250,7 +266,7 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
         evaluation = json.loads(raw[c.EVALUATION_FILE])
         if not isinstance(evaluation, dict):
             raise ValueError("evaluation.json is not a JSON object")
-    except (ClientError, OSError, EOFError, tarfile.TarError, ValueError, ReleaseError) as exc:
+    except (OSError, EOFError, tarfile.TarError, ValueError) as exc:
         return _alert_error(
             config,
             clients,

@@ -1,6 +1,6 @@
 """What serves is exactly what was gated: the approved archive, copied where only promote writes.
 
-promote reads a job's ``model.tar.gz`` once, into memory, and gates the
+promote reads a job's ``model.tar.gz`` once, into a spooled file, and gates the
 ``evaluation.json`` of those bytes. On approval it writes those same bytes to
 ``s3://<artifacts>/models/<job>/model.tar.gz``, a prefix no training or serving role may
 write, and records their SHA-256 (and the ``model.joblib`` digest training recorded) in
@@ -14,9 +14,9 @@ created, before SageMaker assigns its version.
 from __future__ import annotations
 
 import hashlib
-import io
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from botocore.exceptions import ClientError
 
@@ -25,7 +25,11 @@ from lambdas.aws import Clients, error_code, parse_s3_uri, sse_args, tar_members
 from lambdas.config import Config
 from lambdas.errors import ControlPlaneError
 
-MAX_ARCHIVE_BYTES = 512 * 1024 * 1024  # promote holds the archive in memory once
+# Lambda's /tmp is 512 MB by default and its memory 256 MB here: the archive is spooled
+# (memory up to 32 MiB, then /tmp) and hashed while it is read, never held whole.
+MAX_ARCHIVE_BYTES = 400 * 1024 * 1024
+_SPOOL_BYTES = 32 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
 class ReleaseError(ControlPlaneError):
@@ -34,28 +38,52 @@ class ReleaseError(ControlPlaneError):
 
 @dataclass(frozen=True)
 class Archive:
-    """One job's ``model.tar.gz``, as read once from S3."""
+    """One job's ``model.tar.gz``, read once from S3 into a spooled file, and its SHA-256."""
 
     url: str
-    data: bytes
+    file: IO[bytes]
+    sha256: str
 
     @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+    def data(self) -> bytes:
+        self.file.seek(0)
+        return self.file.read()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()  # a spooled file past 32 MiB lives in /tmp until closed
 
     def members(self, *names: str) -> dict[str, bytes]:
-        return tar_members(io.BytesIO(self.data), names)
+        self.file.seek(0)
+        return tar_members(self.file, names)
+
+
+def _spool(body: Any, limit: int, url: str) -> tuple[IO[bytes], str]:
+    spooled: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+    digest, size = hashlib.sha256(), 0
+    try:
+        for chunk in iter(lambda: body.read(_CHUNK), b""):
+            size += len(chunk)
+            if size > limit:
+                raise ReleaseError(f"{url} is over {limit} bytes; at most that is gated")
+            digest.update(chunk)
+            spooled.write(chunk)
+    except BaseException:
+        spooled.close()
+        raise
+    finally:
+        body.close()
+    return spooled, digest.hexdigest()
 
 
 def load_archive(clients: Clients, url: str) -> Archive:
     """The archive at ``url``; raises :class:`ReleaseError` when it is too large."""
     bucket, key = parse_s3_uri(url)
-    response = clients.s3.get_object(Bucket=bucket, Key=key)
-    size = int(response.get("ContentLength") or 0)
-    if size > MAX_ARCHIVE_BYTES:
-        response["Body"].close()
-        raise ReleaseError(f"{url} is {size} bytes; at most {MAX_ARCHIVE_BYTES} are gated")
-    return Archive(url, response["Body"].read())
+    body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"]
+    spooled, sha256 = _spool(body, MAX_ARCHIVE_BYTES, url)
+    return Archive(url, spooled, sha256)
 
 
 def released_uri(config: Config, job_name: str) -> str:
@@ -71,18 +99,21 @@ def release(config: Config, clients: Clients, job_name: str, archive: Archive) -
     uri = released_uri(config, job_name)
     bucket, key = parse_s3_uri(uri)
     try:
-        existing = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        existing = clients.s3.get_object(Bucket=bucket, Key=key)["Body"]
     except ClientError as exc:
         if error_code(exc) not in {"NoSuchKey", "404", "NotFound"}:
             raise
     else:
-        if hashlib.sha256(existing).hexdigest() != archive.sha256:
+        copy, sha256 = _spool(existing, MAX_ARCHIVE_BYTES, uri)
+        copy.close()
+        if sha256 != archive.sha256:
             raise ReleaseError(f"{uri} already holds another archive; it is never overwritten")
         return uri
+    archive.file.seek(0)
     clients.s3.put_object(
         Bucket=bucket,
         Key=key,
-        Body=archive.data,
+        Body=archive.file,
         ContentType="application/gzip",
         **sse_args(config.kms_key_arn),
     )

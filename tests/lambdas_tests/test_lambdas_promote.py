@@ -351,6 +351,18 @@ def test_a_repeated_release_reuses_the_identical_copy(stack: Stack) -> None:
     assert _object(stack, parse_s3_uri(first)[1]) == archive.data
 
 
+def test_an_archive_over_the_limit_is_refused_without_reading_it_whole(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(release, "MAX_ARCHIVE_BYTES", 100)
+
+    outcome = _promote(stack, lambda_context, JOB_1, evaluation(f1=0.8))
+
+    assert outcome["status"] == "error"
+    assert "is over 100 bytes; at most that is gated" in outcome["reason"]
+    assert packages(stack) == [] and s3_keys(stack, ARTIFACTS, c.MODELS_PREFIX) == []
+
+
 def test_a_rejected_challenger_releases_nothing(stack: Stack, lambda_context: Any) -> None:
     outcome = _promote(stack, lambda_context, JOB_1, MAJORITY_CLASS)
 
