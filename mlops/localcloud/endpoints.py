@@ -15,6 +15,9 @@ a fixed ``b'body'`` (even for a missing endpoint) and it has no ``UpdateEndpoint
   while the old config keeps serving, then swaps the endpoint to the new config
   (``InService``). If loading fails the endpoint stays on the old config,
   ``InService``, with ``FailureReason`` set (SageMaker's rollback).
+- Endpoint state changes (created InService, an update done or rolled back) go
+  to the ``on_state_change`` callback, which the local cloud turns into
+  "SageMaker Endpoint State Change" events (moto emits none).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,9 @@ from mlops.localcloud.serving_state import EndpointFault, Serving, pick_variant,
 from mlops.localcloud.update_endpoint import UpdateEndpointRequest, find_endpoint
 
 logger = logging.getLogger(__name__)
+
+# (moto endpoint, account, region), called once the endpoint's new state is stored
+StateChange = Callable[[Any, str, str], None]
 
 
 class EndpointHost:
@@ -53,6 +60,9 @@ class EndpointHost:
         ``UpdateEndpoint`` answers once the update is done or after this many seconds,
         whichever is first (the status stays ``Updating`` until it is done), so that
         clients polling with a waiter rarely wait a whole poll interval.
+    on_state_change : callable, optional
+        ``(endpoint, account, region)``: an endpoint became InService (created, updated
+        or rolled back).
     """
 
     def __init__(
@@ -63,9 +73,11 @@ class EndpointHost:
         state_dir: Path,
         loader: ModelLoader | None = None,
         update_grace: float = 5.0,
+        on_state_change: StateChange | None = None,
     ) -> None:
         self.activity = activity
         self.update_grace = update_grace
+        self.on_state_change = on_state_change
         self.models = ModelCache(clients=clients, state_dir=state_dir, loader=loader)
         self.captures = DataCapture(clients)
         self._lock = threading.Lock()
@@ -86,6 +98,18 @@ class EndpointHost:
         from moto.sagemaker.models import sagemaker_backends
 
         return sagemaker_backends[account][region]
+
+    def _state_changed(self, endpoint: Any, account: str, region: str) -> None:
+        if self.on_state_change is None:
+            return
+        try:
+            self.on_state_change(endpoint, account, region)
+        except Exception:  # a listener's failure never fails the endpoint
+            logger.exception("endpoint %s: state change listener failed", endpoint.endpoint_name)
+
+    def created(self, account: str, region: str, endpoint: Any) -> None:
+        """``CreateEndpoint`` stored ``endpoint`` (InService at once, as moto creates it)."""
+        self._state_changed(endpoint, account, region)
 
     # ------------------------------------------------------------------ UpdateEndpoint
 
@@ -168,6 +192,7 @@ class EndpointHost:
             endpoint.pending_deployment_summary = None
             endpoint.endpoint_status = "InService"
             endpoint.last_modified_time = moto_now()
+            self._state_changed(endpoint, key[0], key[1])
             self.activity.end("endpoint")
             current = threading.current_thread()
             if current in self._threads:

@@ -2,12 +2,15 @@
 
 Each builder returns the event dict in the shape AWS sends it ("Scheduled Event",
 S3 "Object Created" / "Object Deleted", "SageMaker Training Job State Change",
+"SageMaker Model Package State Change", "SageMaker Endpoint State Change",
 "CloudWatch Alarm State Change"), for :class:`mlops.localcloud.router.EventRouter`
 to publish.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import time
 import uuid
 from typing import Any
@@ -32,6 +35,10 @@ def _base_event(
         "detail": {},
         "ingestion-time": time.time(),
     }
+
+
+def _tags(tags: Any) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}
 
 
 def scheduled_event(rule: Any) -> dict[str, Any]:
@@ -113,7 +120,7 @@ def training_job_event(job: Any, account: str, region: str) -> dict[str, Any]:
             {k: epoch_ms(v) if k.endswith("Time") else v for k, v in t.items()}
             for t in job.secondary_status_transitions or []
         ],
-        "Tags": {t["Key"]: t["Value"] for t in job.tags or []},
+        "Tags": _tags(job.tags),
     }
     if getattr(job, "failure_reason", None):
         detail["FailureReason"] = job.failure_reason
@@ -123,6 +130,63 @@ def training_job_event(job: Any, account: str, region: str) -> dict[str, Any]:
         detail["FinalMetricDataList"] = [
             {**m, "Timestamp": epoch_ms(m.get("Timestamp"))} for m in job.final_metric_data_list
         ]
+    event["detail"] = {k: v for k, v in detail.items() if v is not None}
+    return event
+
+
+def model_package_event(package: Any, account: str, region: str) -> dict[str, Any]:
+    """ "SageMaker Model Package State Change" for a moto model package, as AWS documents it
+    (its times ISO strings there, unlike the other SageMaker events' epoch ms)."""
+    event = _base_event(
+        "aws.sagemaker", "SageMaker Model Package State Change", account, region, [package.arn]
+    )
+    created = iso_z(package.creation_time)
+    # a new package's LastModifiedTime is its CreationTime (AWS's example; moto: none)
+    modified = iso_z(package.last_modified_time) if package.last_modified_time else created
+    detail: dict[str, Any] = {
+        "ModelPackageGroupName": package.model_package_group_name,
+        "ModelPackageVersion": package.model_package_version,
+        "ModelPackageArn": package.arn,
+        "ModelPackageName": package.model_package_name,
+        "ModelPackageDescription": package.model_package_description,
+        "CreationTime": created,
+        "InferenceSpecification": copy.deepcopy(package.inference_specification),
+        "ModelPackageStatus": package.model_package_status,
+        "ModelPackageStatusDetails": copy.deepcopy(package.model_package_status_details),
+        "CertifyForMarketplace": bool(package.certify_for_marketplace),
+        "ModelApprovalStatus": package.model_approval_status,
+        "ApprovalDescription": package.approval_description,
+        "MetadataProperties": copy.deepcopy(package.metadata_properties),
+        "ModelMetrics": copy.deepcopy(package.model_metrics),
+        "CustomerMetadataProperties": dict(package.customer_metadata_properties or {}),
+        "LastModifiedTime": modified,
+        "Tags": _tags(package.tags),
+    }
+    event["detail"] = {k: v for k, v in detail.items() if v is not None}
+    return event
+
+
+def _event_status(status: str) -> str:
+    """The API's ``InService`` as the event writes it, ``IN_SERVICE``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", status).upper()
+
+
+def endpoint_event(endpoint: Any, account: str, region: str) -> dict[str, Any]:
+    """ "SageMaker Endpoint State Change" for a moto endpoint, times in epoch ms."""
+    event = _base_event(
+        "aws.sagemaker", "SageMaker Endpoint State Change", account, region, [endpoint.arn]
+    )
+    detail: dict[str, Any] = {
+        "EndpointName": endpoint.endpoint_name,
+        "EndpointArn": endpoint.arn,
+        "EndpointConfigName": endpoint.endpoint_config_name,
+        "ProductionVariants": copy.deepcopy(endpoint.production_variants or []),
+        "EndpointStatus": _event_status(str(endpoint.endpoint_status)),
+        "CreationTime": epoch_ms(endpoint.creation_time),
+        "LastModifiedTime": epoch_ms(endpoint.last_modified_time),
+        "FailureReason": getattr(endpoint, "failure_reason", None) or None,
+        "Tags": _tags(endpoint.tags),
+    }
     event["detail"] = {k: v for k, v in detail.items() if v is not None}
     return event
 

@@ -13,6 +13,14 @@ labelled with the AWS behaviour it stands in for and what does the work.
 - SageMaker ``DescribeEndpoint``: ``DataCaptureConfig`` in its summary shape
   (moto echoes the config's, which lacks ``CaptureStatus``/``CurrentSamplingPercentage``).
 - SageMaker ``DeleteEndpoint``: the endpoint host forgets the endpoint.
+- SageMaker ``CreateEndpoint``: a "SageMaker Endpoint State Change" event (moto:
+  none); the endpoint host sends one too when an update ends, done or rolled back.
+- SageMaker ``UpdateModelPackage``: merges ``CustomerMetadataProperties`` and keeps
+  the approval status/description the request leaves out (moto replaces and
+  clears them); ``CreateModelPackage``: a versioned package is
+  ``PendingManualApproval`` by default (moto: none). "SageMaker Model Package State
+  Change" events on creation and on an approval status change (moto: none). In
+  :mod:`mlops.localcloud.model_packages`.
 - sagemaker-runtime ``InvokeEndpoint``: real predictions (moto: ``b'body'``).
 - EventBridge rule targets: Lambda targets go to the event router (moto: 500
   for PutEvents; S3 events silently dropped); disabled rules and schedule-only
@@ -122,7 +130,7 @@ def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
     from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
 
-    from mlops.localcloud import update_endpoint
+    from mlops.localcloud import model_packages, update_endpoint
 
     create_job = SageMakerModelBackend.create_training_job
 
@@ -198,6 +206,19 @@ def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
         cloud.endpoints.forget(self.account_id, self.region_name, endpoint_name)
 
     patcher.set(SageMakerModelBackend, "delete_endpoint", delete_endpoint_patched)
+
+    create_endpoint = SageMakerModelBackend.create_endpoint
+
+    # STAND-IN: "SageMaker Endpoint State Change" for a new endpoint (InService at once in moto).
+    def create_endpoint_patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        endpoint = create_endpoint(self, *args, **kwargs)
+        cloud.endpoints.created(self.account_id, self.region_name, endpoint)
+        return endpoint
+
+    patcher.set(SageMakerModelBackend, "create_endpoint", create_endpoint_patched)
+
+    # STAND-IN: UpdateModelPackage merges like SageMaker; model package state change events.
+    model_packages.install(patcher.set, cloud.router.publish)
 
 
 def _patch_runtime(patcher: Patcher, cloud: LocalCloud) -> None:

@@ -6,14 +6,14 @@ cannot target Lambda; its Lambda invoke needs Docker).
 Events reach EventBridge rules in moto (``Rule.send_to_targets``, patched in
 :mod:`mlops.localcloud.patches`) from: S3 objects created in EventBridge-enabled
 buckets, ``PutEvents`` calls, training job state changes (the job runner),
-CloudWatch alarm state changes and fired schedules (their shapes are in
-:mod:`mlops.localcloud.events`). For every enabled rule whose ``EventPattern``
-matches (moto's own matcher), each Lambda target becomes a :class:`Delivery`,
-queued and run in order on one worker thread: the deployed function's
-``Handler`` (e.g. ``lambdas.retrain.handler``) runs in the Lambda runtime
-stand-in (:mod:`mlops.localcloud.invoke`) with its function's environment, and
-the outcome is recorded. Non-Lambda targets (SQS, logs, ...) keep moto's own
-delivery.
+model package and endpoint state changes, CloudWatch alarm state changes and
+fired schedules (their shapes are in :mod:`mlops.localcloud.events`). For every
+enabled rule whose ``EventPattern`` matches (moto's own matcher), each Lambda
+target becomes a :class:`Delivery`, queued and run in order on one worker
+thread: the deployed function's ``Handler`` (e.g. ``lambdas.retrain.handler``)
+runs in the Lambda runtime stand-in (:mod:`mlops.localcloud.invoke`) with its
+function's environment, and the outcome is recorded. Non-Lambda targets (SQS,
+logs, ...) keep moto's own delivery.
 
 Differences from AWS, on purpose: no retries (a failed invocation goes straight
 to the function's dead-letter queue, if set), one delivery at a time, and the

@@ -28,7 +28,7 @@ from typing import Any
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, iso_z
 from mlops.localcloud.endpoints import EndpointHost
-from mlops.localcloud.events import training_job_event
+from mlops.localcloud.events import endpoint_event, training_job_event
 from mlops.localcloud.model_cache import ModelLoader
 from mlops.localcloud.router import EventRouter
 from mlops.localcloud.runner import JobRunner
@@ -227,6 +227,7 @@ class LocalCloud:
             state_dir=self.state_dir,
             loader=self.model_loader,
             update_grace=self.update_grace,
+            on_state_change=self._endpoint_changed,
         )
         from mlops.localcloud import patches
 
@@ -329,6 +330,9 @@ class LocalCloud:
 
     def _job_finished(self, job: Any, account: str, region: str) -> None:
         self.router.publish(training_job_event(job, account, region), account, region)
+
+    def _endpoint_changed(self, endpoint: Any, account: str, region: str) -> None:
+        self.router.publish(endpoint_event(endpoint, account, region), account, region)
 
     def _tick_loop(self) -> None:
         assert self.tick
