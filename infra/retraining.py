@@ -64,6 +64,28 @@ def control_plane_pattern(
     return pattern
 
 
+def package_state_pattern(group: str) -> dict[str, Any]:
+    """A person approved or rejected one of this stack's model packages (or the gate did)."""
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": [c.PACKAGE_STATE_CHANGE],
+        "detail": {
+            "ModelPackageGroupName": [group],
+            "ModelApprovalStatus": ["Approved", "Rejected"],
+        },
+    }
+
+
+def endpoint_state_pattern(endpoint: str) -> dict[str, Any]:
+    """This stack's endpoint finished a change (a rollout ended, or rolled back). The event
+    spells the status as EventBridge's examples show (IN_SERVICE), not as the API does."""
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": [c.ENDPOINT_STATE_CHANGE],
+        "detail": {"EndpointName": [endpoint], "EndpointStatus": ["IN_SERVICE", "FAILED"]},
+    }
+
+
 def alarm_state_pattern(alarm_name: str) -> dict[str, Any]:
     return {
         "source": ["aws.cloudwatch"],
@@ -116,6 +138,18 @@ def triggers(n: Names, *, retrain_schedule: str, drift_schedule: str) -> list[Tr
             pattern=control_plane_pattern(
                 [c.TRAINING_STATE_CHANGE, c.PROMOTE_REQUEST], job_prefix=n.job_prefix
             ),
+        ),
+        Trigger(
+            "package-approval",
+            "promote",
+            "A person approved or rejected a held model package: deploy or record it",
+            pattern=package_state_pattern(n.model_package_group),
+        ),
+        Trigger(
+            "endpoint-state",
+            "promote",
+            "The endpoint finished a rollout: confirm it serves the new model",
+            pattern=endpoint_state_pattern(n.endpoint),
         ),
         Trigger(
             "training-ended",

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from jobs import data
-from jobs.contract import EVALUATION_FILE, MODEL_FILE
+from jobs.contract import BASELINE_FILE, EVALUATION_FILE, MODEL_FILE, PROFILE_FILE
 from jobs.errors import JobError
 from jobs.inference import sha256_file
 from jobs.metrics import compute_metrics, confusion
 
-CHAMPION_MEMBERS = (MODEL_FILE, EVALUATION_FILE)
+CHAMPION_MEMBERS = (MODEL_FILE, EVALUATION_FILE, PROFILE_FILE, BASELINE_FILE)
 _CHAMPION_KEYS = ("pipeline", "features", "labels", "threshold", "positive_label")
 
 
@@ -37,7 +37,7 @@ def _champion_files(source: Path, workdir: Path) -> Path:
 
     ``source`` is a folder with ``model.joblib`` (an extracted model), a folder with one
     ``*.tar.gz`` (the SageMaker channel: the champion's ``model.tar.gz``), or the archive.
-    Only ``model.joblib`` and ``evaluation.json`` at the archive's top level are read.
+    Only the archive's top-level ``CHAMPION_MEMBERS`` are read.
     """
     if source.is_dir():
         if (source / CHAMPION_MEMBERS[0]).is_file():
@@ -70,34 +70,43 @@ def _champion_files(source: Path, workdir: Path) -> Path:
     return workdir
 
 
-def load_champion(source: str | Path) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
-    """Load the champion: ``(model dict, sha256 of model.joblib, its evaluation.json)``.
+def _json_member(folder: Path, name: str) -> dict[str, Any] | None:
+    path = folder / name
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ChampionError(f"the champion's {name} is not JSON: {exc}") from exc
+    return doc if isinstance(doc, dict) else None
 
-    The SHA-256 of ``model.joblib`` must match its ``evaluation.json`` when that file is
-    there (as ``inference.model_fn`` checks); ``evaluation.json`` is ``None`` without it.
-    Raises :class:`ChampionError` with the reason.
+
+def load_champion(source: str | Path) -> dict[str, Any]:
+    """Load the champion: ``{"model", "sha256", "own", "profile", "baseline"}``.
+
+    ``model`` is the model dict, ``sha256`` that of ``model.joblib``, which must match its
+    ``evaluation.json`` (``own``) when that file is there (as ``inference.model_fn``
+    checks); ``own``, ``profile`` (profile.json) and ``baseline`` (baseline.json) are
+    ``None`` when absent. Raises :class:`ChampionError` with the reason.
     """
     import joblib  # only needed with a champion
 
     with tempfile.TemporaryDirectory(prefix="champion-") as tmp:
         folder = _champion_files(Path(source), Path(tmp))
-        digest = sha256_file(folder / CHAMPION_MEMBERS[0])
-        own: dict[str, Any] | None = None
-        if (folder / CHAMPION_MEMBERS[1]).is_file():
-            try:
-                own = json.loads((folder / CHAMPION_MEMBERS[1]).read_text())
-            except ValueError as exc:
-                raise ChampionError(f"the champion's evaluation.json is not JSON: {exc}") from exc
-            expected = ((own or {}).get("model") or {}).get("sha256")
-            if expected and expected != digest:
-                raise ChampionError(
-                    f"the champion's model.joblib SHA-256 is {digest} but its evaluation.json "
-                    f"records {expected}"
-                )
+        digest = sha256_file(folder / MODEL_FILE)
+        own = _json_member(folder, EVALUATION_FILE)
+        expected = ((own or {}).get("model") or {}).get("sha256")
+        if expected and expected != digest:
+            raise ChampionError(
+                f"the champion's model.joblib SHA-256 is {digest} but its evaluation.json "
+                f"records {expected}"
+            )
+        profile = _json_member(folder, PROFILE_FILE)
+        baseline = _json_member(folder, BASELINE_FILE)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. pickled by another scikit-learn
-                model = joblib.load(folder / CHAMPION_MEMBERS[0])
+                model = joblib.load(folder / MODEL_FILE)
         except Exception as exc:  # unpickling runs arbitrary code paths: any error
             raise ChampionError(
                 f"cannot load the champion's model.joblib: {type(exc).__name__}: {exc}"
@@ -109,7 +118,7 @@ def load_champion(source: str | Path) -> tuple[dict[str, Any], str, dict[str, An
     absent = [k for k in _CHAMPION_KEYS if k not in model]
     if absent:
         raise ChampionError(f"the champion's model.joblib lacks key(s): {', '.join(absent)}")
-    return model, digest, own
+    return {"model": model, "sha256": digest, "own": own, "profile": profile, "baseline": baseline}
 
 
 def champion_metrics(
@@ -127,6 +136,21 @@ def champion_metrics(
     with its own tuned threshold for its own positive label; the metrics use the
     challenger's positive and minority label, so the two rows of numbers mean the same.
     """
+    predicted, proba = champion_predictions(model, test, classes)
+    labels = [c.item() if isinstance(c, np.generic) else c for c in classes.tolist()]
+    threshold = model.get("threshold")
+    return {
+        "metrics": compute_metrics(y_true, predicted, proba, labels, positive, minority),
+        "confusion_matrix": confusion(y_true, predicted, labels),
+        "threshold": None if threshold is None else float(threshold),
+        "positive_label": model.get("positive_label"),
+    }
+
+
+def champion_predictions(
+    model: dict[str, Any], test: pd.DataFrame, classes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The champion's ``(labels, probabilities)`` on ``test``, columns in ``classes`` order."""
     labels = [c.item() if isinstance(c, np.generic) else c for c in classes.tolist()]
     features = [str(f) for f in model["features"]]
     absent = [f for f in features if f not in test.columns]
@@ -163,17 +187,21 @@ def champion_metrics(
         chosen = np.where(proba[:, pos] >= float(threshold), pos, 1 - pos)
     else:
         chosen = proba.argmax(axis=1)
-    predicted = classes[chosen]
-    return {
-        "metrics": compute_metrics(y_true, predicted, proba, labels, positive, minority),
-        "confusion_matrix": confusion(y_true, predicted, labels),
-        "threshold": None if threshold is None else float(threshold),
-        "positive_label": own_positive,
-    }
+    return classes[chosen], proba
+
+
+def try_load_champion(source: str | Path) -> dict[str, Any]:
+    """:func:`load_champion`, or ``{"error": reason}``: never raises."""
+    try:
+        return load_champion(source)
+    except ChampionError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # never fail the job over the champion
+        return {"error": f"unexpected error: {type(exc).__name__}: {exc}"}
 
 
 def evaluate_champion(
-    source: str | Path,
+    source: str | Path | dict[str, Any],
     test: pd.DataFrame,
     y_true: np.ndarray,
     classes: np.ndarray,
@@ -183,23 +211,27 @@ def evaluate_champion(
 ) -> dict[str, Any]:
     """``evaluation.json["champion"]``: the champion scored on the challenger's test split.
 
+    ``source`` is where the champion is, or what :func:`try_load_champion` returned.
     ``{"metrics", "confusion_matrix", "threshold", "positive_label", "model_sha256",
     "package", "n_test", "own_metrics"}`` (``own_metrics``: from the champion's own
     evaluation.json, on its older test split, or ``None``); or ``{"error": reason,
     "package"}`` when the champion cannot be loaded or applied. Never raises: a champion
     that cannot be compared must not fail the challenger's training.
     """
+    loaded = source if isinstance(source, dict) else try_load_champion(source)
+    if loaded.get("error"):
+        return {"error": loaded["error"], "package": package}
+    model = loaded["model"]
     try:
-        model, digest, own = load_champion(source)
         scored = champion_metrics(model, test, y_true, classes, positive, minority)
     except ChampionError as exc:
         return {"error": str(exc), "package": package}
     except Exception as exc:  # never fail the job over the comparison
         return {"error": f"unexpected error: {type(exc).__name__}: {exc}", "package": package}
-    own_metrics = (own or {}).get("metrics")
+    own_metrics = (loaded.get("own") or {}).get("metrics")
     return {
         **scored,
-        "model_sha256": digest,
+        "model_sha256": loaded["sha256"],
         "package": package,
         "n_test": len(y_true),
         "sklearn_version": model.get("sklearn_version"),

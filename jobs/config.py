@@ -71,6 +71,16 @@ HYPERPARAMETERS: dict[str, _Hp] = {
     ),
     # logistic regression
     "c": _Hp(float, 1.0, "logreg inverse regularisation strength"),
+    # the data guard: the job's own verdicts (the stack's thresholds re-judge them)
+    "max-label-shift": _Hp(float, 0.1, "largest PSI of the new rows' labels vs the champion's"),
+    "min-label-agreement": _Hp(
+        float, 0.25, "smallest champion MCC on the new rows, as a share of its own test MCC"
+    ),
+    "min-label-learnability": _Hp(
+        float, 0.25, "smallest CV MCC on the new rows alone, as a share of the champion's"
+    ),
+    "max-duplicate-share": _Hp(float, 0.2, "largest share of new rows the champion saw"),
+    "guard-min-rows": _Hp(int, 50, "fewest new rows for the data guard to judge them"),
     # lineage: the model package ARN of the champion in the champion channel
     "champion-package": _Hp(str, None, "model package of the champion (recorded only)"),
 }

@@ -16,6 +16,8 @@ MODEL_FILE = "model.joblib"
 EVALUATION_FILE = "evaluation.json"
 BASELINE_FILE = "baseline.json"
 REPORT_FILE = "report.html"
+PROFILE_FILE = "profile.json"  # what the data guard compares a later job's new data with
+TEST_SPLIT_FILE = "test.csv"  # the test split, in output.tar.gz: the first reference set
 FAILURE_FILE = "failure"
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 
@@ -31,6 +33,12 @@ def add_path_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("SM_CHANNEL_CHAMPION"),
         help="the champion's model.tar.gz (or a folder holding it, or an extracted model "
         "folder): scored on the same test split",
+    )
+    parser.add_argument(
+        "--reference",
+        default=env("SM_CHANNEL_REFERENCE"),
+        help="the frozen reference set (a labelled CSV, or a folder holding one): scored "
+        "by both models and never trained on",
     )
     parser.add_argument("--model-dir", "--model_dir", default=env("SM_MODEL_DIR", "/opt/ml/model"))
     parser.add_argument(

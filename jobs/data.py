@@ -77,17 +77,24 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot read data file {path.name}: {reason}") from exc
 
 
-def load_folder(folder: str | Path) -> pd.DataFrame:
-    """Read every CSV/Parquet file under ``folder`` into one frame.
+def read_data_file(path: Path) -> pd.DataFrame:
+    """One CSV/Parquet file, its column names stripped."""
+    frame = _read_file(path)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
 
-    All files must have the same columns (in any order).
+
+def load_parts(folder: str | Path) -> list[tuple[Path, pd.DataFrame]]:
+    """Every CSV/Parquet file under ``folder`` with its frame (columns stripped).
+
+    All files must have the same columns (in any order); frames come in the first
+    file's column order.
     """
     files = list_data_files(folder)
-    frames = []
+    parts: list[tuple[Path, pd.DataFrame]] = []
     columns: list[str] | None = None
     for path in files:
-        frame = _read_file(path)
-        frame.columns = [str(c).strip() for c in frame.columns]
+        frame = read_data_file(path)
         if columns is None:
             columns = list(frame.columns)
         elif set(frame.columns) != set(columns):
@@ -97,10 +104,18 @@ def load_folder(folder: str | Path) -> pd.DataFrame:
             )
         else:
             frame = frame[columns]
-        frames.append(frame)
-    if len(frames) == 1:
-        return frames[0]
-    return pd.concat(frames, ignore_index=True)
+        parts.append((path, frame))
+    return parts
+
+
+def join_parts(parts: Sequence[tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
+    frames = [frame for _, frame in parts]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def load_folder(folder: str | Path) -> pd.DataFrame:
+    """Read every CSV/Parquet file under ``folder`` into one frame (see :func:`load_parts`)."""
+    return join_parts(load_parts(folder))
 
 
 def _split_list(value: str | Sequence[str] | None) -> list[str]:

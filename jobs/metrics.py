@@ -106,6 +106,49 @@ def compute_metrics(
     return {k: out[k] for k in METRICS}
 
 
+def weighted_metric(
+    name: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    labels: Sequence[Any],
+    positive: Any,
+    minority: Any,
+    weight: np.ndarray | None,
+) -> float:
+    """One metric of :func:`compute_metrics` with row weights (NaN when undefined)."""
+    labels = list(labels)
+    kw: dict[str, Any] = {"sample_weight": weight}
+    binary = positive is not None
+    by_label = {"pos_label": positive} if binary else {"labels": labels, "average": "macro"}
+    fns: dict[str, Callable[[], float]] = {
+        "accuracy": lambda: accuracy_score(y_true, y_pred, **kw),
+        "balanced_accuracy": lambda: balanced_accuracy_score(y_true, y_pred, **kw),
+        "f1_macro": lambda: f1_score(
+            y_true, y_pred, labels=labels, average="macro", zero_division=0, **kw
+        ),
+        "minority_recall": lambda: recall_score(
+            y_true, y_pred, labels=[minority], average="macro", zero_division=0, **kw
+        ),
+        "mcc": lambda: matthews_corrcoef(y_true, y_pred, **kw),
+        "precision": lambda: precision_score(y_true, y_pred, zero_division=0, **by_label, **kw),
+        "recall": lambda: recall_score(y_true, y_pred, zero_division=0, **by_label, **kw),
+        "f1": lambda: f1_score(y_true, y_pred, zero_division=0, **by_label, **kw),
+    }
+    if binary:
+        is_pos = y_true == positive
+        scores = proba[:, labels.index(positive)]
+        fns["roc_auc"] = lambda: roc_auc_score(is_pos, scores, **kw)
+        fns["pr_auc"] = lambda: average_precision_score(is_pos, scores, **kw)
+    else:
+        fns["f1"] = fns["f1_macro"]
+        fns["roc_auc"] = lambda: roc_auc_score(
+            y_true, proba, multi_class="ovr", average="macro", labels=labels, **kw
+        )
+    value = _safe(fns[name]) if name in fns else None
+    return float("nan") if value is None else value
+
+
 def tune_threshold(is_pos: np.ndarray, scores: np.ndarray, metric: str) -> tuple[float, float]:
     """Threshold on ``scores`` maximising ``metric`` (predict positive if >=).
 

@@ -109,7 +109,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
     body = "".join(
@@ -153,9 +153,9 @@ def _champion_section(evaluation: dict[str, Any]) -> str:
         f"decides with {decided}. The last column is the champion's own evaluation on the "
         "test split of its training data, for reference only: after drift it is not "
         "comparable.</p>\n"
-        f"{_table(header, rows)}\n"
+        f"{table(header, rows)}\n"
         "<h3>Champion's confusion matrix (same test split)</h3>\n"
-        f"{_table([corner, *[str(label) for label in labels]], cm_rows)}\n"
+        f"{table([corner, *[str(label) for label in labels]], cm_rows)}\n"
         f"<p>Champion model SHA-256 <code>{esc(str(champion.get('model_sha256')))}</code>.</p>\n"
     )
 
@@ -199,7 +199,7 @@ def render_report(
         if checks["missing_values"].get(c, 0) or checks["infinities"].get(c, 0)
     ]
     missing_table = (
-        _table(["column", "missing", "infinities"], missing_rows)
+        table(["column", "missing", "infinities"], missing_rows)
         if missing_rows
         else f"<p>None in any of the {len(columns)} columns.</p>"
     )
@@ -224,7 +224,9 @@ def render_report(
             f"threshold {threshold:.4f} tuned on validation"
         )
     corner = "true \\ predicted"
-    champion_section = _champion_section(evaluation)
+    from jobs.report_evidence import evidence_sections  # it imports this module's table
+
+    champion_section = _champion_section(evaluation) + evidence_sections(evaluation)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Training report {esc(evaluation["created_at"])}</title>
@@ -240,18 +242,18 @@ figure {{ display: inline-block; margin: 0 1em 1em 0; }}
 <p>All metrics are measured on the test split ({evaluation["n_test"]} rows), which the model
 never saw during fitting or threshold tuning. Created {esc(evaluation["created_at"])}.</p>
 <h2>Metrics (test)</h2>
-{_table(["metric", "model", "majority-class baseline"], metric_rows)}
+{table(["metric", "model", "majority-class baseline"], metric_rows)}
 {champion_section}<h2>Confusion matrix (rows: true, columns: predicted)</h2>
-{_table([corner, *[str(label) for label in labels]], cm_rows)}
+{table([corner, *[str(label) for label in labels]], cm_rows)}
 {note}{images}
 <h2>Data checks</h2>
-{_table(["check", "value"], check_rows)}
+{table(["check", "value"], check_rows)}
 <h3>Class counts (after cleaning)</h3>
-{_table(["class", "rows"], class_rows)}
+{table(["class", "rows"], class_rows)}
 <h3>Missing values and infinities (as read; the model imputes both)</h3>
 {missing_table}
 <h2>Hyperparameters</h2>
-{_table(["name", "value"], hp_rows)}
+{table(["name", "value"], hp_rows)}
 {"<h2>Warnings</h2><ul>" + warn + "</ul>" if warn else ""}
 <p>Model file {esc(evaluation["model"]["file"])}, SHA-256
 <code>{esc(evaluation["model"]["sha256"])}</code>.</p>

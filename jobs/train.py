@@ -44,16 +44,19 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from jobs import data
 from jobs.baseline import baseline_document
-from jobs.champion import evaluate_champion
+from jobs.champion import evaluate_champion, try_load_champion
 from jobs.config import HyperparameterError, parse_args
 from jobs.contract import (
     BASELINE_FILE,
     EVALUATION_FILE,
     MODEL_FILE,
+    PROFILE_FILE,
     REPORT_FILE,
+    TEST_SPLIT_FILE,
     write_failure,
 )
 from jobs.data import DataError
+from jobs.guard import check_new_data
 from jobs.inference import sha256_file
 from jobs.metrics import (
     compute_metrics,
@@ -63,6 +66,8 @@ from jobs.metrics import (
     tune_threshold,
 )
 from jobs.pipeline import build_pipeline, fit_pipeline
+from jobs.profile import file_records, profile_document
+from jobs.reference import exclude, load_reference, reference_file, score_reference
 from jobs.report import render_report
 
 log = logging.getLogger("jobs.train")
@@ -89,7 +94,8 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         log.info("%s done in %.2f s", stage, timings[stage])
 
     target = hps["target"]
-    raw = data.load_folder(args.train)
+    parts = data.load_parts(args.train)
+    raw = data.join_parts(parts)
     checked = data.check_and_clean(
         raw,
         target=target,
@@ -100,6 +106,24 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     )
     del raw
     summary = checked.summary
+    reference: tuple[pd.DataFrame, str, str] | None = None
+    reference_error: dict[str, Any] | None = None
+    if args.reference:
+        try:
+            ref_frame, ref_digest = load_reference(args.reference, checked)
+            reference = (ref_frame, ref_digest, reference_file(args.reference).name)
+            # never learn from the rows every model is judged on
+            summary["reference_rows_excluded"] = exclude(checked, ref_frame)
+        except DataError as exc:
+            reference_error = {"error": str(exc)}
+            log.warning("reference set not scored: %s", exc)
+    profile = profile_document(
+        checked.frame,
+        target=target,
+        features=checked.features,
+        categorical=checked.categorical,
+        files=file_records(args.train, [p for p, _ in parts], [len(f) for _, f in parts]),
+    )
     frames = [checked.frame]
     extra: dict[str, tuple[int, int]] = {}
     offset = len(checked.frame)
@@ -172,6 +196,10 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
             return classes[proba.argmax(axis=1)]
         return classes[np.where(proba[:, pos] >= threshold, pos, 1 - pos)]
 
+    def predict(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        proba = pipeline.predict_proba(data.prepare_features(rows, features, categorical))
+        return decide(proba), proba
+
     pred_test = decide(proba_test)
     metrics = compute_metrics(y_test, pred_test, proba_test, labels, positive, minority)
     val_metrics = compute_metrics(y_val, decide(proba_val), proba_val, labels, positive, minority)
@@ -180,10 +208,28 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     lap("evaluate")
 
     champion: dict[str, Any] | None = None
+    held_champion: dict[str, Any] = {}
+    guard: dict[str, Any] | None = None
+    scored_as = {
+        "target": target,
+        "labels": labels,
+        "classes": classes,
+        "positive": positive,
+        "minority": minority,
+        "primary": primary,
+    }
     if args.champion:
+        held_champion = try_load_champion(args.champion)
+        why = held_champion.get("error")
+        guard = (
+            {"status": "error", "reason": f"the champion cannot be loaded: {why}"}
+            if why
+            else check_new_data(args.train, parts, checked, held_champion, scored_as, hps)
+        )
+        log.info("data guard: %s", guard.get("status"))
         # the champion on the very rows the challenger is judged on (never fails the job)
         champion = evaluate_champion(
-            args.champion,
+            held_champion,
             frame.iloc[test_idx],
             y_test,
             classes,
@@ -194,6 +240,18 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         if champion.get("error"):
             log.warning("champion not compared: %s", champion["error"])
         lap("champion")
+    reference_section = reference_error
+    if reference is not None:
+        reference_section = score_reference(
+            reference[0],
+            reference[1],
+            reference[2],
+            checked=checked,
+            predict=predict,
+            challenger=scored_as,
+            champion_model=held_champion.get("model"),
+        )
+        lap("reference")
 
     model_dir = Path(args.model_dir)
     out_dir = Path(args.output_data_dir)
@@ -213,6 +271,9 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     }
     joblib.dump(artifact, model_dir / MODEL_FILE)
     digest = sha256_file(model_dir / MODEL_FILE)
+    (model_dir / PROFILE_FILE).write_text(json.dumps(profile, allow_nan=False))
+    # the test split travels in output.tar.gz: promote may freeze it as the reference set
+    frame.iloc[test_idx][[*features, target]].to_csv(out_dir / TEST_SPLIT_FILE, index=False)
 
     all_counts = pd.Series(y).value_counts()
     evaluation: dict[str, Any] = {
@@ -232,6 +293,8 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         "confusion_matrix": cm,
         "baseline": baseline,
         **({"champion": champion} if champion is not None else {}),
+        **({"data_guard": guard} if guard is not None else {}),
+        **({"reference": reference_section} if reference_section is not None else {}),
         "data_checks": summary,
         "features": features,
         "categorical": categorical,

@@ -73,6 +73,13 @@ class Config:
     primary_metric: str | None = None
     promotion_margin: float = float(c.DEFAULTS[c.PROMOTION_MARGIN])
     min_minority_recall: float = float(c.DEFAULTS[c.MIN_MINORITY_RECALL])
+    approval_mode: str = c.DEFAULTS[c.APPROVAL_MODE]
+    reference_tolerance: float = float(c.DEFAULTS[c.REFERENCE_TOLERANCE])
+    max_label_shift: float = float(c.DEFAULTS[c.MAX_LABEL_SHIFT])
+    min_label_agreement: float = float(c.DEFAULTS[c.MIN_LABEL_AGREEMENT])
+    min_label_learnability: float = float(c.DEFAULTS[c.MIN_LABEL_LEARNABILITY])
+    max_duplicate_share: float = float(c.DEFAULTS[c.MAX_DUPLICATE_SHARE])
+    deploy_wait_seconds: int = int(c.DEFAULTS[c.DEPLOY_WAIT_SECONDS])
     # serving
     serving_image_uri: str | None = None
     endpoint_mode: str = c.DEFAULTS[c.ENDPOINT_MODE]
@@ -185,6 +192,13 @@ class Config:
             primary_metric=get(c.PRIMARY_METRIC),
             promotion_margin=number(c.PROMOTION_MARGIN, float),
             min_minority_recall=number(c.MIN_MINORITY_RECALL, float),
+            approval_mode=choice(c.APPROVAL_MODE, {"auto", "manual"}),
+            reference_tolerance=number(c.REFERENCE_TOLERANCE, float),
+            max_label_shift=number(c.MAX_LABEL_SHIFT, float),
+            min_label_agreement=number(c.MIN_LABEL_AGREEMENT, float),
+            min_label_learnability=number(c.MIN_LABEL_LEARNABILITY, float),
+            max_duplicate_share=number(c.MAX_DUPLICATE_SHARE, float),
+            deploy_wait_seconds=number(c.DEPLOY_WAIT_SECONDS, int),
             serving_image_uri=get(c.SERVING_IMAGE_URI),
             endpoint_mode=choice(c.ENDPOINT_MODE, {"serverless", "instance"}),
             serverless_memory_mb=number(c.SERVERLESS_MEMORY_MB, int),

@@ -34,6 +34,14 @@ LAUNCH_TEMPLATE_ID = "MLOPS_LAUNCH_TEMPLATE_ID"  # EC2 backend
 PRIMARY_METRIC = "MLOPS_PRIMARY_METRIC"  # optional override of evaluation.json's
 PROMOTION_MARGIN = "MLOPS_PROMOTION_MARGIN"  # challenger must beat champion by this
 MIN_MINORITY_RECALL = "MLOPS_MIN_MINORITY_RECALL"
+APPROVAL_MODE = "MLOPS_APPROVAL_MODE"  # "auto" | "manual": every passing package waits for a human
+REFERENCE_TOLERANCE = "MLOPS_REFERENCE_TOLERANCE"  # allowed loss vs champion on the reference set
+# data guard (the new data against the champion's profile): a tripped rule holds the package
+MAX_LABEL_SHIFT = "MLOPS_MAX_LABEL_SHIFT"  # PSI of the class shares
+MIN_LABEL_AGREEMENT = "MLOPS_MIN_LABEL_AGREEMENT"  # share of its skill the champion keeps
+MIN_LABEL_LEARNABILITY = "MLOPS_MIN_LABEL_LEARNABILITY"  # CV skill on the new rows alone
+MAX_DUPLICATE_SHARE = "MLOPS_MAX_DUPLICATE_SHARE"  # new rows that repeat rows seen before
+DEPLOY_WAIT_SECONDS = "MLOPS_DEPLOY_WAIT_SECONDS"  # how long promote watches an update
 
 # serving (the control plane creates endpoint configs with these settings)
 SERVING_IMAGE_URI = "MLOPS_SERVING_IMAGE_URI"
@@ -67,6 +75,8 @@ TRAINING_PREFIX = "training/"
 CODE_PREFIX = "code/"
 LINEAGE_PREFIX = "lineage/"
 MODELS_PREFIX = "models/"  # gated archives, written by promote only: what serves
+REFERENCE_PREFIX = "reference/"  # the frozen reference set, changed by promote or a person
+REFERENCE_MANIFEST_KEY = "reference/current.json"
 CODE_BUNDLE_KEY = "code/jobs.tar.gz"
 DRIFT_STATE_KEY_PREFIX = "drift-state/"  # artifacts bucket: last capture key read
 
@@ -74,6 +84,8 @@ MODEL_FILE = "model.joblib"
 EVALUATION_FILE = "evaluation.json"
 BASELINE_FILE = "baseline.json"
 REPORT_FILE = "report.html"
+TEST_SPLIT_FILE = "test.csv"  # in output.tar.gz: the job's test split (a reference candidate)
+OUTPUT_ARCHIVE = "output.tar.gz"
 
 DEFAULT_METRIC_NAMESPACE = "MLOps"
 DRIFT_METRIC_NAME = "FeatureDriftPSI"  # dimensions: Model, Feature ("_max" for the max)
@@ -83,6 +95,8 @@ PROMOTE_REQUEST = "PromoteRequest"  # detail-type of a manual promote request
 # detail-type of SageMaker's training state events; the EC2 training host sends the same
 # detail-type (source EVENT_SOURCE) so one rule and one code path serve both backends
 TRAINING_STATE_CHANGE = "SageMaker Training Job State Change"
+PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
 DEFAULT_SKLEARN_IMAGE_TAG = "1.4-2-cpu-py3"  # sagemaker-scikit-learn framework image tag
 VARIANT_NAME = "AllTraffic"
 # the serving Model's environment: digests of what the gate approved; the serving code
@@ -98,6 +112,13 @@ DEFAULTS: dict[str, str] = {
     NETWORK_ISOLATION: "false",
     PROMOTION_MARGIN: "0.01",
     MIN_MINORITY_RECALL: "0.5",
+    APPROVAL_MODE: "auto",
+    REFERENCE_TOLERANCE: "0.02",
+    MAX_LABEL_SHIFT: "0.1",
+    MIN_LABEL_AGREEMENT: "0.25",
+    MIN_LABEL_LEARNABILITY: "0.25",
+    MAX_DUPLICATE_SHARE: "0.2",
+    DEPLOY_WAIT_SECONDS: "120",
     ENDPOINT_MODE: "serverless",
     SERVERLESS_MEMORY_MB: "2048",
     SERVERLESS_MAX_CONCURRENCY: "5",

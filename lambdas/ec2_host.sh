@@ -10,6 +10,7 @@ OUT=@@OUT@@
 LINEAGE=@@LINEAGE@@
 CODE=@@CODE@@
 CHAMPION=@@CHAMPION@@
+REFERENCE=@@REFERENCE@@
 KMS=@@KMS@@
 MAX_SECONDS=@@MAX_SECONDS@@
 VENV=/opt/mlops/venv
@@ -91,6 +92,16 @@ if [ -n "$CHAMPION" ]; then
     CHANNELS='["champion", "train"]'
   else
     echo "could not fetch the champion's model $CHAMPION: no same-split comparison"
+  fi
+fi
+if [ -n "$REFERENCE" ]; then
+  # optional too: without it the gate refuses the model (not scored on the reference set)
+  mkdir -p /opt/ml/input/data/reference
+  if aws s3 cp "$REFERENCE" /opt/ml/input/data/reference/reference.csv; then
+    export SM_CHANNEL_REFERENCE=/opt/ml/input/data/reference
+    CHANNELS="${CHANNELS%]}, \"reference\"]"
+  else
+    echo "could not fetch the reference set $REFERENCE: the gate will refuse this model"
   fi
 fi
 

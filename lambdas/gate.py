@@ -3,6 +3,11 @@
 No AWS call and nothing but the standard library. The champion's value is, when the
 challenger's job measured it, the champion's metrics on the challenger's own test split
 (``evaluation.json["champion"]``), else the champion's own evaluation.json.
+
+Three outcomes, as the model registry has them: ``Approved`` (every rule holds),
+``Rejected`` (a metric rule fails) and ``PendingManualApproval`` (the metrics hold but the
+evidence is doubtful: the data guard tripped; or the stack wants a person for every
+model, ``mlops:approvalMode=manual``). A person then approves or rejects in the registry.
 """
 
 from __future__ import annotations
@@ -12,6 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from lambdas.evidence import GuardLimits, data_guard_check, reference_check
+
+APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
+# a rule whose failure asks a person instead of refusing: the metrics may be right
+HOLDING_RULES = frozenset({"data-guard"})
 _TOLERANCE = 1e-9  # so that 0.83 - 0.82 counts as a 0.01 margin
 SAME_SPLIT = "same-split"
 OWN_SPLIT = "own-split"
@@ -25,7 +35,7 @@ def is_finite_number(value: Any) -> TypeGuard[int | float]:
 class GateDecision:
     """The gate's verdict: every rule with whether it held and why."""
 
-    approved: bool
+    outcome: str  # APPROVED | REJECTED | PENDING
     primary_metric: str
     challenger_value: float | None
     champion_value: float | None
@@ -34,15 +44,37 @@ class GateDecision:
     # the challenger's test split), "own-split" (the champion's own evaluation.json), or
     # None (no champion, or no comparison possible)
     comparison: str | None = None
+    guard: tuple[dict[str, Any], ...] = ()  # the data guard's rules, re-judged here
+    manual: bool = False  # mlops:approvalMode=manual asked for a person
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome == APPROVED
 
     @property
     def reason(self) -> str:
+        """Every rule with its numbers: the failing ones first."""
         if self.approved:
             checks = list(self.checks)
             if self.comparison is not None:  # the decisive comparison first
                 checks.sort(key=lambda check: check[0] != "beats-champion")
             return "approved: " + "; ".join(text for _, _, text in checks)
-        return "rejected: " + "; ".join(text for _, held, text in self.checks if not held)
+        failed = [text for _, held, text in self.checks if not held]
+        held = [text for _, ok, text in self.checks if ok]
+        if self.outcome == PENDING:
+            why = failed or ["mlops:approvalMode is manual: a person approves every model"]
+            head = "pending manual approval: " + "; ".join(why)
+        else:
+            head = "rejected: " + "; ".join(failed)
+        return head + ("; held: " + "; ".join(held) if held else "")
+
+
+def decide(checks: list[tuple[str, bool, str]], *, manual: bool = False) -> str:
+    """The outcome of a list of checks: see the module docstring."""
+    failed = {rule for rule, held, _ in checks if not held}
+    if failed - HOLDING_RULES:
+        return REJECTED
+    return PENDING if failed or manual else APPROVED
 
 
 def _metric(evaluation: Mapping[str, Any] | None, section: str, name: str) -> float | None:
@@ -101,10 +133,14 @@ def evaluate_gate(
     margin: float = 0.01,
     min_minority_recall: float = 0.5,
     champion_package: str | None = None,
+    reference: Mapping[str, Any] | None = None,
+    reference_tolerance: float = 0.02,
+    guard_limits: GuardLimits | None = None,
+    manual: bool = False,
 ) -> GateDecision:
     """Decide whether ``challenger`` (an evaluation.json) may replace ``champion``.
 
-    Rules (all must hold):
+    Rules (all must hold for ``Approved``):
 
     1. the challenger's primary metric beats the majority-class baseline's (strictly);
     2. its balanced accuracy beats the baseline's (strictly);
@@ -115,7 +151,13 @@ def evaluate_gate(
        held-out data) when present, else the champion's own evaluation.json (its older
        test split). ``champion_package``: the current champion's ARN; a same-split
        measurement of another package is not used.
+    5. reference set (``reference``: the current set's manifest, or ``None`` before one
+       is frozen): the job scored this very set, and the challenger loses at most
+       ``reference_tolerance`` of the metric to the champion there.
+    6. data guard (:func:`lambdas.evidence.data_guard_check`): with a champion, the new
+       data passed every guard rule. Failing it alone gives ``PendingManualApproval``.
 
+    ``manual``: all holding still gives ``PendingManualApproval``.
     ``primary_metric`` overrides the challenger's own ``primary_metric``.
     """
     metric = primary_metric or str(challenger.get("primary_metric") or "f1")
@@ -197,11 +239,25 @@ def evaluate_gate(
                     + ("" if held else ": does not gain the margin"),
                 )
             )
+    held, text = reference_check(
+        challenger,
+        metric=metric,
+        reference=reference,
+        tolerance=reference_tolerance,
+        has_champion=champion is not None,
+    )
+    checks.append(("reference-set", held, text))
+    held, text, guard = data_guard_check(
+        challenger, guard_limits or GuardLimits(), has_champion=champion is not None
+    )
+    checks.append(("data-guard", held, text))
     return GateDecision(
-        approved=all(held for _, held, _ in checks),
+        outcome=decide(checks, manual=manual),
         primary_metric=metric,
         challenger_value=value,
         champion_value=champ,
         checks=tuple(checks),
         comparison=comparison,
+        guard=tuple(guard),
+        manual=manual,
     )

@@ -1,20 +1,27 @@
 """Gate a finished training job against the champion, register it, and deploy it.
 
-``handler(event, context)`` accepts ``SageMaker Training Job State Change`` events (source
-``aws.sagemaker``, or ``mlops.control-plane`` from the EC2 training host) for this model's
-jobs, and a manual ``mlops.control-plane`` / ``PromoteRequest`` with
-``detail.TrainingJobName``. Anything else is ``{"status": "rejected", ...}``, no AWS call.
+``handler(event, context)`` accepts, for this stack only (anything else is
+``{"status": "rejected", ...}``, no AWS call):
 
-- Failed / Stopped: the failure reason goes to the alert topic; no model package.
-- Completed: ``evaluation.json`` is read out of the job's ``model.tar.gz``; the champion is
-  the latest Approved package of the group; :func:`evaluate_gate` decides, comparing with
-  the champion's metrics on the challenger's own test split when the job measured them
-  (``evaluation.json["champion"]``), else with the champion's own evaluation; a model package
-  is registered Approved or Rejected with the reason and ModelMetrics pointing at a copy of
-  ``evaluation.json`` (``training/<job>/evaluation.json``). Approved: a new model and
-  endpoint config, then create the endpoint or update it (blue/green, auto-rollback
-  alarms). If deployment fails the endpoint keeps its config (the champion serves), the
-  package becomes Rejected with ``deployment failed: <reason>``, and an alert goes out.
+- ``SageMaker Training Job State Change`` (source ``aws.sagemaker``, or
+  ``mlops.control-plane`` from the EC2 training host) and a manual ``PromoteRequest``
+  with ``detail.TrainingJobName``: the job is verified with its backend
+  (:mod:`lambdas.verify`). Failed / Stopped: alerted, no package. Completed:
+  ``evaluation.json`` is read out of the job's ``model.tar.gz``, the gate
+  (:func:`lambdas.gate.evaluate_gate`) compares it with the champion (the latest
+  Approved package) on the same test split, on the frozen reference set
+  (:mod:`lambdas.reference`) and checks the data guard, and a package is registered
+  Approved, Rejected or PendingManualApproval with every rule's numbers. An approved or
+  held archive is first copied to ``models/<job>/`` (:mod:`lambdas.release`). Approved:
+  deployed and the rollout watched (:mod:`lambdas.rollout`); the first approved model's
+  test split becomes the reference set.
+- ``SageMaker Model Package State Change`` of this stack's group: a person's decision on a
+  held package (:mod:`lambdas.approval`).
+- ``SageMaker Endpoint State Change`` of this stack's endpoint: the end of a rollout that
+  outlasted promote's wait (:func:`lambdas.rollout.follow_up`).
+
+A failed deployment or a rollback leaves the champion serving, the package Rejected with
+the reason, and an alert.
 """
 
 from __future__ import annotations
@@ -24,124 +31,35 @@ import json
 import os
 import tarfile
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from lambdas import constants as c
-from lambdas.aws import (
-    Clients,
-    error_text,
-    publish_alert,
-    put_json,
-)
+from lambdas.approval import PackageEvent, act_on_package
+from lambdas.aws import Clients, error_text, publish_alert, put_json
 from lambdas.config import Config, JsonDict
-from lambdas.gate import SAME_SPLIT, GateDecision, evaluate_gate
-from lambdas.handling import BadEvent, event_kind, handle_event, run_once, utcnow
+from lambdas.evidence import GuardLimits
+from lambdas.gate import PENDING, REJECTED, SAME_SPLIT, GateDecision, decide, evaluate_gate
+from lambdas.handling import handle_event, run_once, utcnow
+from lambdas.package_card import publish_card
+from lambdas.packages import REFERENCE_PROPERTY, register_package
+from lambdas.promote_events import EndpointEvent, parse_event
+from lambdas.reference import ReferenceError, current_reference, freeze_first_reference
 from lambdas.registry import champion_evaluation, find_champion
 from lambdas.release import Archive, ReleaseError, load_archive, release, serving_digests
-from lambdas.serving import EndpointUpdateError, deploy, serving_environment
-from lambdas.training import model_artifacts_uri, training_image
+from lambdas.rollout import deploy_package, follow_up
+from lambdas.training import model_artifacts_uri
 from lambdas.verify import JobEvent, Unverified, verify_job
 
 logger = Logger(service="mlops-promote")
 
 TERMINAL_FAILURES = {"Failed", "Stopped"}
-ALL_STATUSES = {"InProgress", "Completed", "Failed", "Stopping", "Stopped"}
 
 
 # --- event ---------------------------------------------------------------------------
-
-
-def parse_job_event(event: Any, config: Config) -> JobEvent:
-    """The job an event is about; pure (no AWS call). Raises :class:`BadEvent`."""
-    source, detail_type, detail = event_kind(event)
-    name = detail.get("TrainingJobName")
-    if detail_type == c.TRAINING_STATE_CHANGE and source in {"aws.sagemaker", c.EVENT_SOURCE}:
-        status = detail.get("TrainingJobStatus")
-        if status not in ALL_STATUSES:
-            raise BadEvent(f"training state event has unknown TrainingJobStatus {status!r}")
-    elif (source, detail_type) == (c.EVENT_SOURCE, c.PROMOTE_REQUEST):
-        status = None
-    else:
-        raise BadEvent(f"unsupported event {source!r} / {detail_type!r}")
-    if not isinstance(name, str) or not name:
-        raise BadEvent(f"{detail_type} has no detail.TrainingJobName")
-    if not config.job_name_pattern.match(name):
-        raise BadEvent(f"training job {name!r} is not a job of model {config.model_name!r}")
-    artifacts = (detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
-    reason = detail.get("FailureReason")
-    return JobEvent(
-        job_name=name,
-        status=status,
-        failure_reason=reason if isinstance(reason, str) else None,
-        model_data_url=artifacts if isinstance(artifacts, str) else None,
-    )
-
-
-# --- registration --------------------------------------------------------------------------
-
-
-def register_package(
-    config: Config,
-    clients: Clients,
-    *,
-    job_name: str,
-    model_data_url: str,
-    evaluation_uri: str,
-    decision: GateDecision,
-    client_token: str | None = None,
-    digests: Mapping[str, str] | None = None,
-) -> str:
-    """Register the challenger as a model package (Approved or Rejected); returns its ARN.
-
-    ``client_token`` (at most 36 characters) makes a repeated request return the same
-    package on AWS.
-    """
-    properties = {
-        "mlops:job": job_name,
-        "mlops:primary-metric": decision.primary_metric,
-        "mlops:decision": "Approved" if decision.approved else "Rejected",
-    }
-    if decision.challenger_value is not None:
-        properties[f"mlops:{decision.primary_metric}"] = f"{decision.challenger_value:.6f}"
-    if decision.comparison is not None:
-        # same-split: both models on the challenger's test split; own-split: the champion's
-        # value comes from its own (older) evaluation
-        properties["mlops:champion-comparison"] = decision.comparison
-    if decision.champion_value is not None:
-        properties[f"mlops:champion-{decision.primary_metric}"] = f"{decision.champion_value:.6f}"
-    if digests and c.MODEL_ARCHIVE_SHA256_ENV in digests:
-        properties["mlops:model-sha256"] = digests[c.MODEL_ARCHIVE_SHA256_ENV]
-    response = clients.sagemaker.create_model_package(
-        ModelPackageGroupName=config.model_package_group,
-        ModelPackageDescription=decision.reason[:1024],
-        InferenceSpecification={
-            "Containers": [
-                {
-                    "Image": config.serving_image_uri or training_image(config),
-                    "ModelDataUrl": model_data_url,
-                    "Environment": {**serving_environment(config), **(digests or {})},
-                }
-            ],
-            "SupportedContentTypes": ["text/csv", "application/json"],
-            "SupportedResponseMIMETypes": ["application/json", "text/csv"],
-        },
-        ModelMetrics={
-            "ModelQuality": {
-                "Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}
-            }
-        },
-        ModelApprovalStatus="Approved" if decision.approved else "Rejected",
-        CustomerMetadataProperties=properties,
-        **({"ClientToken": client_token} if client_token else {}),
-        Tags=[
-            {"Key": "mlops:model", "Value": config.model_name},
-            {"Key": "mlops:job", "Value": job_name},
-        ],
-    )
-    return str(response["ModelPackageArn"])
 
 
 # --- promotion -------------------------------------------------------------------------------
@@ -203,9 +121,13 @@ def promote_job(
         }
     if manual:
         # an operator's request always runs (e.g. again after a failed deployment)
-        return _promote_completed(config, clients, job, token=f"{job.job_name}#{utcnow()}")
+        return _promote_completed(
+            config, clients, job, token=f"{job.job_name}#{utcnow()}", lambda_context=lambda_context
+        )
     if not config.idempotency_table:
-        return _promote_completed(config, clients, job, token=job.job_name)
+        return _promote_completed(
+            config, clients, job, token=job.job_name, lambda_context=lambda_context
+        )
     # EventBridge may deliver a state change twice: promote each job once
 
     result, ran = run_once(
@@ -213,7 +135,9 @@ def promote_job(
         clients,
         key=job.job_name,
         key_prefix=f"promote#{config.model_name}",
-        fn=lambda: _promote_completed(config, clients, job, token=job.job_name),
+        fn=lambda: _promote_completed(
+            config, clients, job, token=job.job_name, lambda_context=lambda_context
+        ),
         lambda_context=lambda_context,
         ttl_seconds=config.idempotency_ttl_days * 86400,
     )
@@ -237,7 +161,9 @@ def _alert_error(config: Config, clients: Clients, job_name: str, reason: str) -
     return {"status": "error", "job_name": job_name, "reason": reason}
 
 
-def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token: str) -> JsonDict:
+def _promote_completed(
+    config: Config, clients: Clients, job: JobEvent, *, token: str, lambda_context: Any = None
+) -> JsonDict:
     model_data_url = job.model_data_url or model_artifacts_uri(config, job.job_name)
     try:
         # one read: the gate judges, and the endpoint serves, these very bytes
@@ -250,11 +176,17 @@ def _promote_completed(config: Config, clients: Clients, job: JobEvent, *, token
             f"cannot read {c.EVALUATION_FILE} from {model_data_url}: {error_text(exc)}",
         )
     with archive:
-        return _gate(config, clients, job, archive, token=token)
+        return _gate(config, clients, job, archive, token=token, lambda_context=lambda_context)
 
 
 def _gate(
-    config: Config, clients: Clients, job: JobEvent, archive: Archive, *, token: str
+    config: Config,
+    clients: Clients,
+    job: JobEvent,
+    archive: Archive,
+    *,
+    token: str,
+    lambda_context: Any = None,
 ) -> JsonDict:
     model_data_url = archive.url
     try:
@@ -273,6 +205,11 @@ def _gate(
             job.job_name,
             f"cannot read {c.EVALUATION_FILE} from {model_data_url}: {error_text(exc)}",
         )
+    try:
+        reference = current_reference(config, clients)
+    except (ClientError, ReferenceError) as exc:
+        reason = f"cannot read the reference set's manifest: {error_text(exc)}"
+        return _alert_error(config, clients, job.job_name, reason)
     evaluation_uri = put_json(
         clients.s3,
         config.artifacts_bucket or "",
@@ -280,8 +217,93 @@ def _gate(
         evaluation,
         config.kms_key_arn,
     )
-
     champion = find_champion(config, clients)
+    decision = _judge(config, clients, evaluation, champion, reference)
+    digests: dict[str, str] = {}
+    if decision.outcome != REJECTED:  # what a person may approve is fixed now, too
+        try:
+            model_data_url = release(config, clients, job.job_name, archive)
+        except (ClientError, ReleaseError) as exc:
+            reason = f"cannot release the gated model of {job.job_name}: {error_text(exc)}"
+            return _alert_error(config, clients, job.job_name, reason)
+        digests = serving_digests(archive, evaluation)
+    package_arn = register_package(
+        config,
+        clients,
+        job_name=job.job_name,
+        model_data_url=model_data_url,
+        evaluation_uri=evaluation_uri,
+        decision=decision,
+        client_token=hashlib.sha256(token.encode()).hexdigest()[:36],
+        digests=digests,
+        extra={REFERENCE_PROPERTY: str(reference["sha256"])} if reference else None,
+    )
+    card = publish_card(
+        config,
+        clients,
+        package_arn=package_arn,
+        job_name=job.job_name,
+        evaluation=evaluation,
+        decision=decision,
+        digests=digests,
+        model_data_url=model_data_url,
+    )
+    outcome: JsonDict = {
+        "job_name": job.job_name,
+        "model_package_arn": package_arn,
+        "card": card,
+        "approval": decision.outcome,
+        "gate": [{"rule": r, "held": h, "why": t} for r, h, t in decision.checks],
+        "data_guard": list(decision.guard),
+        "champion": champion["arn"] if champion else None,
+        "comparison": decision.comparison,
+    }
+    if decision.outcome == REJECTED:
+        return {**outcome, "status": "not-promoted", "reason": decision.reason}
+    if decision.outcome == PENDING:
+        publish_alert(
+            clients.sns,
+            config.alert_topic_arn,
+            f"[mlops] {config.model_name}: {job.job_name} awaits a person's approval",
+            {
+                "model": config.model_name,
+                "job": job.job_name,
+                "model_package": package_arn,
+                "reason": decision.reason,
+                "approve": f"mlops approve {package_arn}",
+                "reject": f"mlops reject {package_arn} --reason ...",
+            },
+        )
+        return {**outcome, "status": "pending-approval", "reason": decision.reason}
+    deployed = deploy_package(
+        config,
+        clients,
+        package_arn=package_arn,
+        job_name=job.job_name,
+        model_data_url=model_data_url,
+        environment=digests,
+        lambda_context=lambda_context,
+    )
+    if deployed["status"] == "deploy-failed":
+        reason = deployed["deployment_reason"]
+        return {**outcome, **deployed, "approval": REJECTED, "reason": reason}
+    if reference is None and deployed["status"] == "deployed":
+        outcome["reference"] = freeze_first_reference(config, clients, job.job_name, package_arn)
+    return {
+        **outcome,
+        **deployed,
+        "reason": f"{decision.reason}; endpoint {deployed['endpoint']} {deployed['action']}: "
+        f"{deployed['deployment_reason']}",
+    }
+
+
+def _judge(
+    config: Config,
+    clients: Clients,
+    evaluation: JsonDict,
+    champion: JsonDict | None,
+    reference: JsonDict | None,
+) -> GateDecision:
     champion_eval: JsonDict | None = None
     champion_problem = None
     if champion is not None:
@@ -296,85 +318,49 @@ def _gate(
         margin=config.promotion_margin,
         min_minority_recall=config.min_minority_recall,
         champion_package=champion["arn"] if champion else None,
+        reference=reference,
+        reference_tolerance=config.reference_tolerance,
+        guard_limits=GuardLimits(
+            max_label_shift=config.max_label_shift,
+            min_label_agreement=config.min_label_agreement,
+            min_label_learnability=config.min_label_learnability,
+            max_duplicate_share=config.max_duplicate_share,
+        ),
+        manual=config.approval_mode == "manual",
     )
-    if champion_problem is not None and decision.comparison != SAME_SPLIT:
-        # without a same-split measurement the champion's own metrics were needed
-        decision = GateDecision(
-            approved=False,
-            primary_metric=decision.primary_metric,
-            challenger_value=decision.challenger_value,
-            champion_value=None,
-            checks=(*decision.checks[:-1], ("beats-champion", False, champion_problem)),
-        )
-    digests: dict[str, str] = {}
-    if decision.approved:
-        try:
-            model_data_url = release(config, clients, job.job_name, archive)
-        except (ClientError, ReleaseError) as exc:
-            reason = f"cannot release the approved model of {job.job_name}: {error_text(exc)}"
-            return _alert_error(config, clients, job.job_name, reason)
-        digests = serving_digests(archive, evaluation)
-    package_arn = register_package(
-        config,
-        clients,
-        job_name=job.job_name,
-        model_data_url=model_data_url,
-        evaluation_uri=evaluation_uri,
-        decision=decision,
-        client_token=hashlib.sha256(token.encode()).hexdigest()[:36],
-        digests=digests,
+    if champion_problem is None or decision.comparison == SAME_SPLIT:
+        return decision
+    # without a same-split measurement the champion's own metrics were needed
+    checks = [
+        ("beats-champion", False, champion_problem) if rule == "beats-champion" else (rule, h, t)
+        for rule, h, t in decision.checks
+    ]
+    return replace(
+        decision,
+        outcome=decide(checks, manual=decision.manual),
+        champion_value=None,
+        checks=tuple(checks),
+        comparison=None,
     )
-    outcome: JsonDict = {
-        "job_name": job.job_name,
-        "model_package_arn": package_arn,
-        "approval": "Approved" if decision.approved else "Rejected",
-        "gate": [{"rule": r, "held": h, "why": t} for r, h, t in decision.checks],
-        "champion": champion["arn"] if champion else None,
-        "comparison": decision.comparison,
-    }
-    if not decision.approved:
-        return {**outcome, "status": "not-promoted", "reason": decision.reason}
-    try:
-        deployed = deploy(
-            config,
-            clients,
-            job_name=job.job_name,
-            model_data_url=model_data_url,
-            environment=digests,
-        )
-    except EndpointUpdateError as exc:
-        reason = f"deployment failed: {exc}"
-        try:
-            clients.sagemaker.update_model_package(
-                ModelPackageArn=package_arn,
-                ModelApprovalStatus="Rejected",
-                ApprovalDescription=reason[:1024],
-            )
-        except ClientError as update_exc:
-            reason += f" (and the package could not be set to Rejected: {error_text(update_exc)})"
-        publish_alert(
-            clients.sns,
-            config.alert_topic_arn,
-            f"[mlops] {config.model_name}: deployment of {job.job_name} failed",
-            {
-                "model": config.model_name,
-                "job": job.job_name,
-                "model_package": package_arn,
-                "endpoint": config.endpoint_name,
-                "reason": reason,
-                "serving": "unchanged: the champion keeps serving",
-            },
-        )
-        return {**outcome, "approval": "Rejected", "status": "deploy-failed", "reason": reason}
-    return {
-        **outcome,
-        **deployed,
-        "status": "deployed",
-        "reason": f"{decision.reason}; endpoint {deployed['endpoint']} {deployed['action']}",
-    }
 
 
 # --- handler -------------------------------------------------------------------------------
+
+
+def act(
+    config: Config,
+    clients: Clients,
+    event: JobEvent | PackageEvent | EndpointEvent,
+    *,
+    lambda_context: Any = None,
+) -> JsonDict:
+    """Act on a parsed event: see the module docstring."""
+    config.require("artifacts_bucket", "model_package_group")
+    if isinstance(event, PackageEvent):
+        return act_on_package(config, clients, event, lambda_context=lambda_context)
+    if isinstance(event, EndpointEvent):
+        return follow_up(config, clients, event.endpoint_name)
+    return promote_job(config, clients, event, lambda_context=lambda_context)
 
 
 def handle(
@@ -384,12 +370,14 @@ def handle(
     return handle_event(
         event,
         environ,
-        parse=parse_job_event,
-        act=promote_job,
+        parse=parse_event,
+        act=act,
         logger=logger,
         context=context,
         clients=clients,
-        calm=frozenset({"deployed", "not-promoted", "ignored"}),
+        calm=frozenset(
+            {"deployed", "deploying", "not-promoted", "ignored", "pending-approval", "duplicate"}
+        ),
     )
 
 

@@ -52,6 +52,7 @@ from lambdas.inflight import (
     record_skipped,
     release_lock,
 )
+from lambdas.reference import ReferenceError, current_reference
 from lambdas.registry import find_champion
 from lambdas.training import (
     READABLE_MODEL_PREFIXES,
@@ -73,17 +74,19 @@ def submit_job(
     version: str,
     trigger: Trigger,
     champion: Mapping[str, Any] | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> str:
     """Submit to the configured backend; returns the job's ARN or the instance id.
 
     ``champion`` (:func:`lambdas.registry.find_champion`) becomes the job's ``champion``
-    channel: the job evaluates it on the challenger's own test split.
+    channel: the job evaluates it on the challenger's own test split. ``reference`` (the
+    manifest of :func:`lambdas.reference.current_reference`) its ``reference`` channel.
     """
     if config.training_backend == "ec2":
-        launch = build_ec2_launch(config, job_name, version, trigger.kind, champion)
+        launch = build_ec2_launch(config, job_name, version, trigger.kind, champion, reference)
         reservation = clients.ec2.run_instances(**launch)
         return str(reservation["Instances"][0]["InstanceId"])
-    request = build_training_request(config, job_name, version, trigger.kind, champion)
+    request = build_training_request(config, job_name, version, trigger.kind, champion, reference)
     return str(clients.sagemaker.create_training_job(**request)["TrainingJobArn"])
 
 
@@ -119,6 +122,22 @@ def champion_for_training(config: Config, clients: Clients) -> tuple[JsonDict | 
             f"{' or '.join(READABLE_MODEL_PREFIXES)}: the training role cannot read it"
         )
     return (champion if usable else None), record
+
+
+def reference_for_training(config: Config, clients: Clients) -> tuple[JsonDict | None, JsonDict]:
+    """The frozen reference set the next job is scored on, and its lineage record.
+
+    Without one (none frozen yet, or its manifest unreadable: logged) the job trains
+    without the channel; the gate then refuses it if a reference set exists after all.
+    """
+    try:
+        manifest = current_reference(config, clients)
+    except (ClientError, ReferenceError) as exc:
+        logger.warning(f"reference set unreadable, training without it: {error_text(exc)}")
+        return None, {"error": f"reference set unreadable: {error_text(exc)}"}
+    if manifest is None:
+        return None, {"uri": None, "reason": "no reference set frozen yet"}
+    return manifest, {k: manifest.get(k) for k in ("uri", "sha256", "rows", "set_at")}
 
 
 def start_training(
@@ -171,6 +190,7 @@ def start_training(
         acquire_lock(config, clients, job_name, now)
         try:
             champion, champion_record = champion_for_training(config, clients)
+            reference, reference_record = reference_for_training(config, clients)
             lineage = put_json(
                 clients.s3,
                 config.artifacts_bucket or "",
@@ -181,11 +201,12 @@ def start_training(
                     "trigger": trigger.as_dict(),
                     "objects": objects,
                     "champion": champion_record,
+                    "reference": reference_record,
                     "created_at": iso(now),
                 },
                 config.kms_key_arn,
             )
-            resource = submit_job(config, clients, job_name, version, trigger, champion)
+            resource = submit_job(config, clients, job_name, version, trigger, champion, reference)
         except Exception:
             release_lock(config, clients, job_name)
             raise

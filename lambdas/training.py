@@ -69,6 +69,7 @@ EC2_REQUIREMENTS = (
 CODE_CHANNEL = "code"  # with network isolation the code bundle arrives as a channel
 CHAMPION_CHANNEL = "champion"  # the champion's model.tar.gz, evaluated on the same test split
 CHAMPION_PACKAGE_HP = "champion-package"  # the champion's model package ARN (lineage)
+REFERENCE_CHANNEL = "reference"  # the frozen reference set, scored by both models
 
 
 def sklearn_image_uri(region: str, tag: str = c.DEFAULT_SKLEARN_IMAGE_TAG) -> str:
@@ -123,6 +124,16 @@ def champion_model_uri(config: Config, champion: Mapping[str, Any] | None) -> st
     return None
 
 
+def reference_uri(config: Config, reference: Mapping[str, Any] | None) -> str | None:
+    """The reference set's CSV if it is where promote freezes it (what jobs may read)."""
+    uri = (reference or {}).get("uri")
+    if isinstance(uri, str) and uri.startswith(
+        f"s3://{config.artifacts_bucket}/{c.REFERENCE_PREFIX}"
+    ):
+        return uri
+    return None
+
+
 def hyperparameters(
     config: Config, job_name: str, champion: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -137,7 +148,15 @@ def hyperparameters(
         # The container cannot reach S3: the SDK's recipe is to ship the bundle as an
         # input channel and point sagemaker_submit_directory at its local copy.
         submit_dir = f"/opt/ml/input/data/{CODE_CHANNEL}/{config.code_s3_uri.rsplit('/', 1)[-1]}"
-    hps: dict[str, Any] = {"target": "label", **config.hyperparameters}
+    # the stack's data-guard thresholds, so the job's own verdicts agree with the gate's
+    hps: dict[str, Any] = {
+        "target": "label",
+        "max-label-shift": config.max_label_shift,
+        "min-label-agreement": config.min_label_agreement,
+        "min-label-learnability": config.min_label_learnability,
+        "max-duplicate-share": config.max_duplicate_share,
+        **config.hyperparameters,
+    }
     hps.update(
         {
             "sagemaker_program": "train.py",
@@ -163,6 +182,7 @@ def build_training_request(
     data_version: str,
     trigger: str,
     champion: Mapping[str, Any] | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> JsonDict:
     """The ``create_training_job`` keyword arguments for one job.
 
@@ -180,6 +200,9 @@ def build_training_request(
         The champion (:func:`lambdas.registry.find_champion`). Its ``model.tar.gz`` becomes
         input channel ``champion`` (the job evaluates it on the challenger's test split)
         and its ARN hyperparameter ``champion-package``. ``None``: first model, no channel.
+    reference : dict, optional
+        The reference set's manifest (:func:`lambdas.reference.current_reference`): its
+        CSV becomes input channel ``reference``.
     """
     config.require("artifacts_bucket", "raw_bucket", "role_arn", "code_s3_uri")
     channels: list[JsonDict] = [
@@ -209,22 +232,25 @@ def build_training_request(
                 "InputMode": "File",
             }
         )
-    champion_uri = champion_model_uri(config, champion)
-    if champion_uri:
-        # S3Prefix on the object's full key downloads that one object: model.tar.gz
-        channels.append(
-            {
-                "ChannelName": CHAMPION_CHANNEL,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": champion_uri,
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-                "InputMode": "File",
-            }
-        )
+    # S3Prefix on an object's full key downloads that one object
+    for name, uri in (
+        (CHAMPION_CHANNEL, champion_model_uri(config, champion)),
+        (REFERENCE_CHANNEL, reference_uri(config, reference)),
+    ):
+        if uri:
+            channels.append(
+                {
+                    "ChannelName": name,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": uri,
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                    "InputMode": "File",
+                }
+            )
     output: JsonDict = {"S3OutputPath": output_prefix(config)}
     resources: JsonDict = {
         "InstanceType": config.training_instance_type,
@@ -298,7 +324,10 @@ def fill_template(template: str, fields: Mapping[str, str]) -> str:
 
 
 def render_user_data(
-    config: Config, job_name: str, champion: Mapping[str, Any] | None = None
+    config: Config,
+    job_name: str,
+    champion: Mapping[str, Any] | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> str:
     """The bash user data of the EC2 training host for ``job_name``.
 
@@ -311,7 +340,8 @@ def render_user_data(
     and shuts down (the instance terminates: ``InstanceInitiatedShutdownBehavior``).
     With a ``champion`` it also downloads the champion's ``model.tar.gz`` into
     ``/opt/ml/input/data/champion`` (``SM_CHANNEL_CHAMPION``), as SageMaker would; if that
-    download fails the job still trains, without the same-split comparison.
+    download fails the job still trains, without the same-split comparison. The same for
+    the ``reference`` set (``/opt/ml/input/data/reference``).
     """
     config.require("artifacts_bucket", "code_s3_uri")
     hps = hyperparameters(config, job_name, champion)
@@ -327,6 +357,7 @@ def render_user_data(
             "LINEAGE": q(f"s3://{config.artifacts_bucket}/{c.LINEAGE_PREFIX}{job_name}.json"),
             "CODE": q(str(config.code_s3_uri)),
             "CHAMPION": q(champion_model_uri(config, champion) or ""),
+            "REFERENCE": q(reference_uri(config, reference) or ""),
             "KMS": q(config.kms_key_arn or ""),
             "MAX_SECONDS": str(int(config.training_max_seconds)),
             # inside the python3 -c '...' of finish(): JSON strings, no single quotes
@@ -347,12 +378,13 @@ def build_ec2_launch(
     data_version: str,
     trigger: str,
     champion: Mapping[str, Any] | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> JsonDict:
     """The ``ec2.run_instances`` keyword arguments for the EC2 training backend.
 
     Instance type, AMI, instance profile, subnet and metadata options come from the
     stack's launch template; this adds the user data, the tags and self-termination.
-    ``champion``: as for :func:`build_training_request`.
+    ``champion``, ``reference``: as for :func:`build_training_request`.
     """
     config.require("launch_template_id")
     tags = [
@@ -365,7 +397,7 @@ def build_ec2_launch(
         "MinCount": 1,
         "MaxCount": 1,
         "InstanceInitiatedShutdownBehavior": "terminate",
-        "UserData": render_user_data(config, job_name, champion),
+        "UserData": render_user_data(config, job_name, champion, reference),
         "TagSpecifications": [
             {"ResourceType": "instance", "Tags": tags},
             {"ResourceType": "volume", "Tags": tags},

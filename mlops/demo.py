@@ -1,7 +1,8 @@
 """`mlops demo`: the whole loop offline, with the code that runs in AWS.
 
 deploy -> ingest day 1 -> train -> evaluate -> promote -> serve (captured) ->
-ingest shifted day 2 -> detect drift -> retrain -> gate the challenger.
+ingest shifted day 2 -> detect drift -> retrain -> gate the challenger -> ingest day 3
+with shuffled labels -> its challenger is refused on the reference set and data guard.
 
 Every step goes through the deployed pieces: files land in the raw bucket, the
 event router hands the S3 event to the retrain handler, the job runner runs the
@@ -154,6 +155,14 @@ def _loop(
     with _stage(result, "gate the challenger on the same holdout -> update endpoint", console):
         _wait(cloud, "challenger")
 
+    # a feed that sends garbage: day 3's labels are shuffled. On its own test split the
+    # challenger may look fine; the reference set and the data guard refuse it
+    day3 = datasets.transactions(rows, fraud_rate=0.03, shift=1.0, seed=seed + 2)
+    day3["label"] = day3["label"].sample(frac=1.0, random_state=seed).to_numpy()
+    with _stage(result, "day 3: shuffled labels -> challenger refused, champion serves", console):
+        ops.ingest(target, [datasets.write_csv(day3, root / "data" / "day3.csv")], "2026-11-03")
+        _wait(cloud, "day 3")
+
     result.deliveries = list(cloud.deliveries)
     result.jobs = ops.jobs(target)
     for job in result.jobs:
@@ -222,6 +231,10 @@ def print_summary(result: DemoResult, console: Console) -> None:
     for package in result.packages:
         gate.add_row(str(package["version"]), package["status"], package["description"][:110])
     console.print(gate)
+    for package in result.packages:  # why a challenger was refused or held, rule by rule
+        if package["status"] != "Approved":
+            failing = package["description"].split("; held: ")[0]
+            console.print(f"[bold]version {package['version']} {package['status']}[/]: {failing}")
 
     if result.drift:
         drift = Table(title=f"Drift (PSI vs champion baseline): {result.drift.get('status')}")

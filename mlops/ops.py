@@ -37,7 +37,7 @@ def _clients(target: Target) -> Clients:
     return Clients(target.region, endpoint_url=target.endpoint_url, **services)
 
 
-def _config(target: Target) -> tuple[Config, Clients]:
+def control_plane(target: Target) -> tuple[Config, Clients]:
     return Config.from_env(target.environ()), _clients(target)
 
 
@@ -151,6 +151,10 @@ def packages(target: Target) -> list[dict[str, Any]]:
                 "model_data": described["InferenceSpecification"]["Containers"][0].get(
                     "ModelDataUrl", ""
                 ),
+                "deployment": (described.get("CustomerMetadataProperties") or {}).get(
+                    "mlops:deployment", ""
+                ),
+                "arn": summary["ModelPackageArn"],
             }
         )
     return out
@@ -200,7 +204,7 @@ def drift_scores(target: Target) -> dict[str, float]:
 
 
 def training_guards(target: Target) -> dict[str, Any]:
-    config, clients = _config(target)
+    config, clients = control_plane(target)
     return inflight.training_status(config, clients)
 
 

@@ -72,6 +72,7 @@ def submit_with_sdk(
     *,
     session: Any = None,
     champion: dict[str, Any] | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> str:
     """Submit the training job with sagemaker-core; returns the job's ARN.
 
@@ -87,8 +88,10 @@ def submit_with_sdk(
     champion : dict, optional
         :func:`lambdas.registry.find_champion`'s result: its model becomes the job's
         ``champion`` channel, as in :func:`lambdas.training.build_training_request`.
+    reference : dict, optional
+        The reference set's manifest: its CSV becomes the ``reference`` channel.
     """
     training_job, _ = _sagemaker_core()
-    request = build_training_request(config, job_name, data_version, trigger, champion)
+    request = build_training_request(config, job_name, data_version, trigger, champion, reference)
     job = training_job.create(**sdk_arguments(request), session=session, region=config.region)
     return str(job.training_job_arn)

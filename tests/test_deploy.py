@@ -137,14 +137,14 @@ EXPECTED = {
     "queues": 3,
     "topics": 1,
     "tables": 1,
-    "rules": 9,
-    "targets": 9,
+    "rules": 11,
+    "targets": 11,
     "alarms": 9,
     "roles": 5,
     "keys": 1,
     "aliases": 1,
     "launch templates": 1,
-    "permissions": 9,
+    "permissions": 11,
 }
 
 
@@ -165,7 +165,7 @@ def test_failed_deploy_records_what_it_created(deploys: Deploys, cloud: LocalClo
     assert deploys.state_after_failure["outputs"] == {}, "an unfinished deploy has no outputs"
     assert types[FUNCTION] == 0
     assert types["aws:kms/key:Key"] == 1 and types["aws:s3/bucket:Bucket"] == 4
-    assert 0 < len(recorded) < 101
+    assert 0 < len(recorded) < 107
     assert deploys.inventory_after_failure["functions"] == 0
     assert deploys.inventory_after_failure["buckets"] == 4
     # every recorded id is real: the re-run reuses these, it does not create twins
@@ -176,8 +176,8 @@ def test_failed_deploy_records_what_it_created(deploys: Deploys, cloud: LocalClo
 
 
 def test_rerun_converges_to_the_full_stack(deploys: Deploys) -> None:
-    assert deploys.first.resource_count == 101
-    assert len(deploys.state_first["resources"]) == 101
+    assert deploys.first.resource_count == 107
+    assert len(deploys.state_first["resources"]) == 107
     assert dict(deploys.inventory_first) == EXPECTED
     assert deploys.state_first["outputs"] == deploys.first.outputs
     assert deploys.first.outputs["retrainFunctionName"] == f"{PREFIX}-retrain"
@@ -287,7 +287,7 @@ def test_destroy_removes_the_stack(deploys: Deploys, cloud: LocalCloud) -> None:
 
     # and up again after down: the same stack, nothing twice
     again = deploy(STACK, cloud.endpoint_url, deploys.state_dir, REPO_ROOT)
-    assert again.resource_count == 101
+    assert again.resource_count == 107
     assert dict(inventory(cloud)) == {**EXPECTED, "keys": 1}
     names = ("rawBucket", "retrainFunctionName", "idempotencyTable", "modelPackageGroupName")
     assert [again.outputs[n] for n in names] == [deploys.first.outputs[n] for n in names]

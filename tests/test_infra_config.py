@@ -222,6 +222,22 @@ def test_stack_files_load_and_validate(stack: str) -> None:
     assert all(isinstance(v, str) for v in values.values())
 
 
+@pytest.mark.parametrize(
+    ("stack", "mode"), [("prod", "manual"), ("dev", "auto"), ("local", "auto")]
+)
+def test_prod_asks_a_person_for_every_model(stack: str, mode: str) -> None:
+    s, _ = settings_for_stack(stack, REPO_ROOT)
+    assert s.approval_mode == mode
+    assert (s.min_label_agreement, s.min_label_learnability) == (0.25, 0.25)
+
+
+def test_guard_thresholds_are_validated() -> None:
+    with pytest.raises(StackConfigError, match="minLabelLearnability"):
+        settings(minLabelLearnability="1.5")
+    with pytest.raises(StackConfigError, match="approvalMode"):
+        settings(approvalMode="sometimes")
+
+
 def test_local_stack_points_every_service_at_moto() -> None:
     values = load_stack_config("local", REPO_ROOT)
     assert values["aws:skipCredentialsValidation"] == "true"

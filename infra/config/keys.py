@@ -50,6 +50,42 @@ KEYS: tuple[Key, ...] = (
     _env_key(
         "minMinorityRecall", c.MIN_MINORITY_RECALL, "guardrail for imbalanced data, in [0, 1]"
     ),
+    _env_key(
+        "approvalMode",
+        c.APPROVAL_MODE,
+        "auto, or manual: every package that passes the gate waits for a person",
+    ),
+    _env_key(
+        "referenceTolerance",
+        c.REFERENCE_TOLERANCE,
+        "largest loss of the primary metric to the champion on the reference set, in [0, 1]",
+    ),
+    _env_key(
+        "maxLabelShift",
+        c.MAX_LABEL_SHIFT,
+        "data guard: largest PSI between the new data's and the champion's class shares (> 0)",
+    ),
+    _env_key(
+        "minLabelAgreement",
+        c.MIN_LABEL_AGREEMENT,
+        "data guard: share of its skill the champion must keep on the new labels, in [0, 1]",
+    ),
+    _env_key(
+        "minLabelLearnability",
+        c.MIN_LABEL_LEARNABILITY,
+        "data guard: cross-validated skill on the new rows alone, as a share of the "
+        "champion's, in [0, 1]",
+    ),
+    _env_key(
+        "maxDuplicateShare",
+        c.MAX_DUPLICATE_SHARE,
+        "data guard: largest share of new rows that repeat rows seen before, in [0, 1]",
+    ),
+    _env_key(
+        "deployWaitSeconds",
+        c.DEPLOY_WAIT_SECONDS,
+        "how long promote watches a rollout before the endpoint's event finishes it (0..600)",
+    ),
     _env_key("trainingBackend", c.TRAINING_BACKEND, "sagemaker or ec2"),
     _env_key(
         "maxRetries",

@@ -25,6 +25,13 @@ class Settings:
     drift_threshold: float
     promotion_margin: float
     min_minority_recall: float
+    approval_mode: str
+    reference_tolerance: float
+    max_label_shift: float
+    min_label_agreement: float
+    min_label_learnability: float
+    max_duplicate_share: float
+    deploy_wait_seconds: int
     training_backend: str
     max_retries: int
     retry_backoff_seconds: int

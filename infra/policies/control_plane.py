@@ -105,6 +105,15 @@ def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
             "ListIncomingData", n, n.raw_bucket, [c.INCOMING_PREFIX], ["s3:ListBucketVersions"]
         ),
         allow("WriteLineage", ["s3:PutObject"], objects(n, n.artifacts_bucket, c.LINEAGE_PREFIX)),
+        # reference/current.json names the frozen reference set the job is scored on
+        # (its "reference" channel, read by SageMaker with its own role); ListBucket makes
+        # "none yet" a 404
+        list_prefixes("ListReferenceSet", n, n.artifacts_bucket, [c.REFERENCE_PREFIX]),
+        allow(
+            "ReadReferenceManifest",
+            ["s3:GetObject"],
+            f"{n.bucket_arn(n.artifacts_bucket)}/{c.REFERENCE_MANIFEST_KEY}",
+        ),
         # The champion (the latest Approved package of the group) becomes the job's
         # "champion" channel: its ModelDataUrl, read by SageMaker with its own role.
         _list_model_packages(),
@@ -260,7 +269,10 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
         # ListBucket makes a missing object a 404 rather than a 403: a champion without its
         # evaluation copy falls back to its model.tar.gz (get_json returns None).
         list_prefixes(
-            "ListTrainingOutput", n, n.artifacts_bucket, [c.TRAINING_PREFIX, c.MODELS_PREFIX]
+            "ListTrainingOutput",
+            n,
+            n.artifacts_bucket,
+            [c.TRAINING_PREFIX, c.MODELS_PREFIX, c.REFERENCE_PREFIX],
         ),
         allow(
             "ReadTrainingOutput",
@@ -268,11 +280,26 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
             [
                 objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
                 objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
+                objects(n, n.artifacts_bucket, c.REFERENCE_PREFIX),
             ],
         ),
         allow(
-            # models/<job>/model.tar.gz: the approved archive's bytes, what serves; no other
-            # role may write under models/
+            # a job's lineage: its data versions go on the model card (and, EC2 backend,
+            # the record retrain wrote is what vouches for the job)
+            "ReadLineage",
+            ["s3:GetObject"],
+            objects(n, n.artifacts_bucket, c.LINEAGE_PREFIX),
+        ),
+        allow(
+            # the first approved model's test split becomes the frozen reference set
+            # (reference/<digest>/reference.csv, current.json, history/); jobs never write it
+            "FreezeReferenceSet",
+            ["s3:PutObject"],
+            objects(n, n.artifacts_bucket, c.REFERENCE_PREFIX),
+        ),
+        allow(
+            # models/<job>/model.tar.gz: the approved archive's bytes, what serves, and its
+            # model card; no other role may write under models/
             "ReleaseApprovedModels",
             ["s3:PutObject"],
             objects(n, n.artifacts_bucket, c.MODELS_PREFIX),

@@ -59,15 +59,17 @@ def _training_data_access(n: Names) -> list[Statement]:
             "ListArtifacts",
             n,
             n.artifacts_bucket,
-            [c.CODE_PREFIX, c.TRAINING_PREFIX, c.MODELS_PREFIX],
+            [c.CODE_PREFIX, c.TRAINING_PREFIX, c.MODELS_PREFIX, c.REFERENCE_PREFIX],
         ),
         allow(
+            # and the frozen reference set (the "reference" channel)
             "ReadCodeAndModels",
             ["s3:GetObject"],
             [
                 objects(n, n.artifacts_bucket, c.CODE_PREFIX),
                 objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
                 objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
+                objects(n, n.artifacts_bucket, c.REFERENCE_PREFIX),
             ],
         ),
         allow(
@@ -145,6 +147,12 @@ def ec2_training_policy(
                 f"{n.bucket_arn(n.artifacts_bucket)}/{c.MODELS_PREFIX}*/model.tar.gz",
                 f"{n.bucket_arn(n.artifacts_bucket)}/{c.TRAINING_PREFIX}*/output/model.tar.gz",
             ],
+        ),
+        allow(
+            # `aws s3 cp` of the frozen reference set (the "reference" channel)
+            "ReadReferenceSet",
+            ["s3:GetObject"],
+            f"{n.bucket_arn(n.artifacts_bucket)}/{c.REFERENCE_PREFIX}*/reference.csv",
         ),
         allow(
             # model.tar.gz, output.tar.gz, failure, host.log under training/<job>/output/

@@ -110,10 +110,15 @@ def status(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -
         jobs.add_row(job["name"], job["trigger"], job["status"], job["failure"][:80])
     console.print(jobs)
     packages = Table(title="model packages (the champion is the newest Approved)")
-    for column in ("version", "status", "reason"):
+    for column in ("version", "status", "deployment", "reason"):
         packages.add_column(column)
     for package in ops.packages(target):
-        packages.add_row(str(package["version"]), package["status"], package["description"][:100])
+        packages.add_row(
+            str(package["version"]),
+            package["status"],
+            package["deployment"] or "-",
+            package["description"][:100],
+        )
     console.print(packages)
     endpoint = ops.endpoint(target)
     console.print(

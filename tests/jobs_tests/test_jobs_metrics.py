@@ -58,3 +58,41 @@ def test_metrics_undefined_on_one_class_become_none() -> None:
 def test_minority_label_breaks_ties_towards_the_later_label() -> None:
     assert metrics.minority_label([0, 1], [50, 50]) == 1
     assert metrics.minority_label(["a", "b", "c"], [5, 3, 9]) == "b"
+
+
+# --- weighted metrics and the paired bootstrap (the reference-set rule's interval) ------------
+
+
+@pytest.mark.parametrize("name", metrics.METRICS)
+def test_weighted_metric_without_weights_is_compute_metrics(name: str) -> None:
+    from jobs.metrics import weighted_metric
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.1).astype(int)
+    proba1 = np.clip(0.6 * y + rng.random(400) * 0.5, 0, 1)
+    proba = np.column_stack([1 - proba1, proba1])
+    pred = (proba1 >= 0.5).astype(int)
+    every = metrics.compute_metrics(y, pred, proba, [0, 1], 1, 1)
+
+    assert weighted_metric(name, y, pred, proba, [0, 1], 1, 1, None) == pytest.approx(every[name])
+
+
+def test_the_paired_bootstrap_tells_noise_from_a_regression() -> None:
+    from jobs.reference import paired_bootstrap
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(2000) < 0.05).astype(int)
+    good = np.where(rng.random(2000) < 0.9, y, 1 - y)
+    worse = np.where(rng.random(2000) < 0.6, y, rng.integers(0, 2, 2000))
+
+    def diff(ours: np.ndarray, theirs: np.ndarray) -> dict:
+        pair = (ours, np.column_stack([1 - ours, ours]).astype(float))
+        other = (theirs, np.column_stack([1 - theirs, theirs]).astype(float))
+        kw = {"metric": "f1", "labels": [0, 1], "positive": 1, "minority": 1, "resamples": 200}
+        return paired_bootstrap(y, pair, other, **kw)
+
+    same = diff(good, good)
+    assert same["value"] == 0 and same["low"] == 0 and same["high"] == 0
+    regression = diff(worse, good)
+    assert regression["high"] < 0 < -regression["value"], regression
+    assert regression["low"] <= regression["value"] <= regression["high"]

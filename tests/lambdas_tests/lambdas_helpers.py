@@ -120,8 +120,13 @@ def evaluation(
     baseline_f1: float = 0.0,
     baseline_balanced_accuracy: float = 0.5,
     confusion_matrix: list[list[int]] | None = None,
+    label_shift: float = 0.004,
+    label_agreement: float = 0.9,
 ) -> dict[str, Any]:
-    """A hand-written evaluation.json in the contract's format (binary, f1 primary)."""
+    """A hand-written evaluation.json in the contract's format (binary, f1 primary).
+
+    Its data guard passed, unless ``label_shift`` / ``label_agreement`` say otherwise.
+    """
     metrics: dict[str, Any] = {
         "accuracy": accuracy,
         "balanced_accuracy": balanced_accuracy,
@@ -156,6 +161,36 @@ def evaluation(
             "f1_macro": 0.47,
             "minority_recall": 0.0,
         },
+        "data_guard": data_guard(label_shift=label_shift, label_agreement=label_agreement),
+    }
+
+
+def data_guard(*, label_shift: float = 0.004, label_agreement: float = 0.9) -> dict[str, Any]:
+    """A job's data-guard section (docs/contracts.md), checked on 500 new rows."""
+
+    def rule(name: str, value: float, threshold: float, held: bool, severity: str = "guard"):
+        return {
+            "rule": name,
+            "value": value,
+            "threshold": threshold,
+            "held": held,
+            "severity": severity,
+            "detail": "",
+        }
+
+    return {
+        "status": "checked",
+        "new_files": ["2024-05-02/day2.csv"],
+        "new_rows": 500,
+        "checks": [
+            rule("label-shift", label_shift, 0.1, label_shift <= 0.1),
+            rule("class-coverage", 0, 0, True),
+            rule("schema", 0, 0, True),
+            rule("label-agreement", label_agreement, 0.25, label_agreement >= 0.25),
+            rule("label-learnability", 0.8, 0.25, True),
+            rule("duplicates", 0.0, 0.2, True),
+            rule("feature-psi", 0.4, 0.25, False, "info"),
+        ],
     }
 
 

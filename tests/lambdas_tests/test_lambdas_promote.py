@@ -33,7 +33,7 @@ from lambdas_helpers import (
 )
 
 from lambdas import constants as c
-from lambdas import gate, promote, registry, release, serving
+from lambdas import gate, promote, promote_events, registry, release, serving
 from lambdas.aws import parse_s3_uri
 
 JOB_1 = job_name("20240501-120000", "0000000a")
@@ -367,7 +367,9 @@ def test_a_rejected_challenger_releases_nothing(stack: Stack, lambda_context: An
     outcome = _promote(stack, lambda_context, JOB_1, MAJORITY_CLASS)
 
     assert outcome["status"] == "not-promoted"
-    assert s3_keys(stack, ARTIFACTS, c.MODELS_PREFIX) == []
+    # only the model card (why it was refused) is written; no archive to serve
+    released = s3_keys(stack, ARTIFACTS, c.MODELS_PREFIX)
+    assert released and all(k.rsplit("/", 1)[-1].startswith("card.") for k in released), released
     [package] = packages(stack)
     container = package["InferenceSpecification"]["Containers"][0]
     assert container["ModelDataUrl"].endswith(f"training/{JOB_1}/output/model.tar.gz")
@@ -757,4 +759,4 @@ def test_deployment_config(
 
 
 def test_model_name_is_checked_against_the_model(stack: Stack) -> None:
-    assert MODEL in promote.parse_job_event(training_event(JOB_1), stack.config).job_name
+    assert MODEL in promote_events.parse_job_event(training_event(JOB_1), stack.config).job_name

@@ -26,6 +26,7 @@ whose key the call does not carry does not hold.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -56,6 +57,7 @@ from lambdas import constants as c
 from lambdas import drift, promote, retrain
 from lambdas.aws import Clients
 from lambdas.config import Config
+from lambdas.packages import update_package
 from lambdas.training import render_user_data
 from mlops.localcloud import update_endpoint
 
@@ -471,15 +473,30 @@ def _create_job(job: str, status: str = "Completed", reason: str | None = None) 
     set_job_status(job, status, reason)
 
 
-def _write_model(job: str, f1: float) -> None:
+TEST_SPLIT = ("age,plan,label\n" + "30,basic,0\n61,pro,1\n" * 15).encode()
+REFERENCE_SHA256 = hashlib.sha256(TEST_SPLIT).hexdigest()
+
+
+def _write_model(job: str, f1: float, **guard: float) -> None:
+    """The job's model.tar.gz (scored on the reference set the first job froze) and its
+    output.tar.gz with its test split."""
     _create_job(job)
+    doc = evaluation(f1=f1, **guard)
+    doc["reference"] = {
+        "sha256": REFERENCE_SHA256,
+        "n": 30,
+        "metrics": doc["metrics"],
+        "champion": {"metrics": evaluation(f1=0.8)["metrics"]},
+    }
     files = {
         c.MODEL_FILE: b"not really a model",
-        c.EVALUATION_FILE: evaluation(f1=f1),
+        c.EVALUATION_FILE: doc,
         c.BASELINE_FILE: baseline(),
     }
     key = f"{c.TRAINING_PREFIX}{job}/output/model.tar.gz"
     _put(N.artifacts_bucket, key, model_tar(files))
+    output = f"{c.TRAINING_PREFIX}{job}/output/{c.OUTPUT_ARCHIVE}"
+    _put(N.artifacts_bucket, output, model_tar({c.TEST_SPLIT_FILE: TEST_SPLIT}))
 
 
 def _capture_file(rows: list[list[Any]]) -> bytes:
@@ -522,7 +539,9 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
     fail = {"now": False}
     _update_endpoint_standin(monkeypatch, fail)
     key_arn, template = _create_stack_resources()
-    env = _environment(key_arn, template)
+    # prod asks a person for every model; the calls of that path are the held package's
+    # below, so the rest of the life runs as a stack that approves on evidence
+    env = {**_environment(key_arn, template), c.APPROVAL_MODE: "auto"}
     context = _Context()
     scenarios: dict[str, Scenario] = {}
 
@@ -555,6 +574,7 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
     )
     assert first["status"] == "deployed" and first["action"] == "created", first
     assert first["autoscaling"] == "registered", first
+    assert first["reference"].startswith("frozen: "), first
 
     _write_model(JOB_2, f1=0.86)
     better = run(
@@ -586,6 +606,35 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
     )
     fail["now"] = False
     assert broken["status"] == "deploy-failed", broken
+
+    # a challenger whose new labels disagree with the champion waits for a person, who
+    # approves it in the registry: the package state change deploys it
+    job_4 = f"{MODEL}-20240503-123000-0000000f"
+    _write_model(job_4, f1=0.97, label_agreement=0.1)
+    held = run("promote: doubtful data is held", "promote", promote.handle, _training_event(job_4))
+    assert held["status"] == "pending-approval", held
+    # (moto drops the metadata an UpdateModelPackage omits; SageMaker merges it)
+    update_package(
+        Clients.for_config(Config.from_env(env)), held["model_package_arn"], status="Approved"
+    )
+    change = {
+        "source": "aws.sagemaker",
+        "detail-type": c.PACKAGE_STATE_CHANGE,
+        "detail": {
+            "ModelPackageGroupName": N.model_package_group,
+            "ModelPackageArn": held["model_package_arn"],
+            "ModelApprovalStatus": "Approved",
+        },
+    }
+    approved = run("promote: a person approves a held package", "promote", promote.handle, change)
+    assert approved["status"] == "deployed", approved
+    ended = {
+        "source": "aws.sagemaker",
+        "detail-type": c.ENDPOINT_STATE_CHANGE,
+        "detail": {"EndpointName": N.endpoint, "EndpointStatus": "InService"},
+    }
+    follow = run("promote: a rollout's end is checked", "promote", promote.handle, ended)
+    assert follow["status"] == "ignored", follow
 
     failed = _training_event(f"{MODEL}-20240503-130000-0000000d")
     failed["detail"].update(TrainingJobStatus="Failed", FailureReason="AlgorithmError: boom")
@@ -632,6 +681,9 @@ SCENARIOS = [
     "promote: operator's request",
     "promote: deployment fails, the champion keeps serving",
     "promote: failed training alerts",
+    "promote: doubtful data is held",
+    "promote: a person approves a held package",
+    "promote: a rollout's end is checked",
     "retrain: the champion's model goes to the next job",
     "drift: over the threshold",
     "retrain: EC2 backend launches a host",
@@ -786,6 +838,7 @@ NOT_CALLED_BY_THE_HANDLERS = {
     ("promote", "ManageTargetTrackingAlarms", "cloudwatch:DeleteAlarms"): "a replaced "
     "target-tracking policy deletes its alarms as the caller",
     ("promote", "ListTrainingOutput", "s3:ListBucket"): "a missing object is a 404, not a 403",
+    ("retrain", "ListReferenceSet", "s3:ListBucket"): "no reference set yet is a 404, not a 403",
     ("drift", "ListDriftStateAndBaselines", "s3:ListBucket"): "a missing object is a 404",
 }
 
@@ -885,14 +938,19 @@ def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
 def test_the_training_jobs_channels_are_readable_by_the_sagemaker_role(world: World) -> None:
     """SageMaker downloads each S3Prefix channel with the execution role: it lists the
     prefix (ListBucket, s3:prefix) and reads the objects; the champion channel is the
-    champion's model.tar.gz."""
+    champion's model.tar.gz, the reference channel the frozen reference set."""
     scenario = world.scenarios["retrain: the champion's model goes to the next job"]
     [create] = [call for call in scenario.calls if call.operation == "CreateTrainingJob"]
     channels = {ch["ChannelName"]: ch for ch in create.params["InputDataConfig"]}
-    assert set(channels) == {"train", "champion"}
+    assert set(channels) == {"train", "champion", "reference"}
+    reference = channels["reference"]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert reference == (
+        f"s3://{N.artifacts_bucket}/{c.REFERENCE_PREFIX}{REFERENCE_SHA256[:16]}/reference.csv"
+    )
     source = channels["champion"]["DataSource"]["S3DataSource"]
-    assert source["S3Uri"] == (f"s3://{N.artifacts_bucket}/models/{JOB_2}/model.tar.gz"), (
-        "the champion is the last Approved package: the blue/green update's job, released"
+    held_job = f"{MODEL}-20240503-123000-0000000f"
+    assert source["S3Uri"] == (f"s3://{N.artifacts_bucket}/models/{held_job}/model.tar.gz"), (
+        "the champion is the last Approved package: the held job a person approved, released"
     )
     doc = policies.sagemaker_execution_policy(
         N,

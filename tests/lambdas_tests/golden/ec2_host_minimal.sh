@@ -10,6 +10,7 @@ OUT=s3://art/training/churn-20240501-120000-0123abcd/output
 LINEAGE=s3://art/lineage/churn-20240501-120000-0123abcd.json
 CODE=s3://art/code/jobs.tar.gz
 CHAMPION=''
+REFERENCE=''
 KMS=''
 MAX_SECONDS=3600
 VENV=/opt/mlops/venv
@@ -93,10 +94,24 @@ if [ -n "$CHAMPION" ]; then
     echo "could not fetch the champion's model $CHAMPION: no same-split comparison"
   fi
 fi
+if [ -n "$REFERENCE" ]; then
+  # optional too: without it the gate refuses the model (not scored on the reference set)
+  mkdir -p /opt/ml/input/data/reference
+  if aws s3 cp "$REFERENCE" /opt/ml/input/data/reference/reference.csv; then
+    export SM_CHANNEL_REFERENCE=/opt/ml/input/data/reference
+    CHANNELS="${CHANNELS%]}, \"reference\"]"
+  else
+    echo "could not fetch the reference set $REFERENCE: the gate will refuse this model"
+  fi
+fi
 
 cat > /opt/ml/input/config/hyperparameters.json <<'MLOPS_HPS'
 {
  "target": "\"label\"",
+ "max-label-shift": "0.1",
+ "min-label-agreement": "0.25",
+ "min-label-learnability": "0.25",
+ "max-duplicate-share": "0.2",
  "sagemaker_program": "\"train.py\"",
  "sagemaker_submit_directory": "\"/opt/ml/code\"",
  "sagemaker_region": "\"eu-west-1\"",
@@ -105,7 +120,7 @@ cat > /opt/ml/input/config/hyperparameters.json <<'MLOPS_HPS'
 }
 MLOPS_HPS
 # shellcheck disable=SC2016 # single-quoted on purpose: hyperparameters are never expanded
-export SM_HPS='{"target": "label"}'
+export SM_HPS='{"target": "label", "max-label-shift": 0.1, "min-label-agreement": 0.25, "min-label-learnability": 0.25, "max-duplicate-share": 0.2}'
 export SM_MODEL_DIR=/opt/ml/model SM_CHANNEL_TRAIN=/opt/ml/input/data/train
 export SM_OUTPUT_DATA_DIR=/opt/ml/output/data SM_OUTPUT_DIR=/opt/ml/output
 export SM_CHANNELS="$CHANNELS" SM_CURRENT_HOST=algo-1 SM_HOSTS='["algo-1"]'
