@@ -11,7 +11,6 @@ them with what the champion learned (docs/contracts.md, "profile.json").
 # ruff: noqa: B905
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.inference import category_value
+from jobs.inference import category_value, sha256_file
 
 PROFILE_VERSION = 1
 MAX_ROW_HASHES = 200_000  # ~4 MB of JSON; beyond it a deterministic sample
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+file_digest = sha256_file
 
 
 def file_records(root: str | Path, paths: Sequence[Path], rows: Sequence[int]) -> list[dict]:

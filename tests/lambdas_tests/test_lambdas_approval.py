@@ -168,6 +168,13 @@ def test_a_challenger_not_scored_on_this_reference_set_is_rejected(
 # --- held for a person -----------------------------------------------------------------------
 
 
+@pytest.fixture
+def held(stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A stack that asks a person for every model, and its first model, held."""
+    monkeypatch.setenv(c.APPROVAL_MODE, "manual")
+    return _promote(stack, lambda_context, JOB_1, f1=0.9)
+
+
 def test_doubtful_new_labels_hold_the_model_for_a_person(stack: Stack, lambda_context: Any) -> None:
     _promote(stack, lambda_context, JOB_1, f1=0.8)
     held = _promote(stack, lambda_context, JOB_2, f1=0.95, reference_f1=0.85, label_agreement=0.1)
@@ -188,11 +195,8 @@ def test_doubtful_new_labels_hold_the_model_for_a_person(stack: Stack, lambda_co
 
 
 def test_manual_mode_holds_even_a_clear_winner(
-    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, lambda_context: Any, held: dict[str, Any]
 ) -> None:
-    monkeypatch.setenv(c.APPROVAL_MODE, "manual")
-    held = _promote(stack, lambda_context, JOB_1, f1=0.9)
-
     assert held["status"] == "pending-approval", held
     assert "mlops:approvalMode is manual" in held["reason"]
     assert endpoint_config_name(stack) is None
@@ -200,10 +204,8 @@ def test_manual_mode_holds_even_a_clear_winner(
 
 
 def test_a_person_approves_a_held_model_and_it_serves(
-    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, lambda_context: Any, held: dict[str, Any]
 ) -> None:
-    monkeypatch.setenv(c.APPROVAL_MODE, "manual")
-    held = _promote(stack, lambda_context, JOB_1, f1=0.9)
 
     approved = _decide(stack, lambda_context, held["model_package_arn"], "Approved", "looks right")
 
@@ -223,10 +225,8 @@ def test_a_person_approves_a_held_model_and_it_serves(
 
 
 def test_a_person_rejects_a_held_model(
-    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, lambda_context: Any, held: dict[str, Any]
 ) -> None:
-    monkeypatch.setenv(c.APPROVAL_MODE, "manual")
-    held = _promote(stack, lambda_context, JOB_1, f1=0.9)
 
     rejected = _decide(stack, lambda_context, held["model_package_arn"], "Rejected", "odd labels")
 
@@ -236,10 +236,8 @@ def test_a_person_rejects_a_held_model(
 
 
 def test_an_approved_archive_that_changed_since_the_gate_is_refused(
-    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, lambda_context: Any, held: dict[str, Any]
 ) -> None:
-    monkeypatch.setenv(c.APPROVAL_MODE, "manual")
-    held = _promote(stack, lambda_context, JOB_1, f1=0.9)
     # (no role of the stack may write here: the least-privilege test proves it)
     stack.clients.s3.put_object(
         Bucket=ARTIFACTS,
