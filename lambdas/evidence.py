@@ -196,3 +196,45 @@ def _interval(difference: Any, metric: str) -> tuple[float, float] | None:
     if low is None or high is None or low > high:
         return None
     return low, high
+
+
+def reference_loss(
+    evaluation: Mapping[str, Any], metric: str, reference: Mapping[str, Any] | None
+) -> float | None:
+    """Champion minus challenger on the reference set, when the job scored this very set."""
+    section = evaluation.get("reference")
+    if reference is None or not isinstance(section, Mapping) or section.get("error"):
+        return None
+    if str(section.get("sha256") or "") != str(reference.get("sha256") or ""):
+        return None
+    value = _number((section.get("metrics") or {}).get(metric))
+    champion = section.get("champion")
+    champ = None
+    if isinstance(champion, Mapping):
+        champ = _number((champion.get("metrics") or {}).get(metric))
+    return None if value is None or champ is None else champ - value
+
+
+def drift_excuse(
+    guard: list[dict[str, Any]], *, loss: float | None, gain: float | None
+) -> str | None:
+    """Why a loss on the reference set is the price of drift, not a regression; else None.
+
+    The reference set speaks for the distribution it was frozen from. When the data
+    guard checked the new rows and every label rule held (the labels still mean what
+    they meant), the features drifted (``feature-psi`` over its threshold) and the
+    challenger gains more on the current test split than it loses on the old rows, the
+    loss is what adapting costs. Drifted but correctly labelled data must not be refused.
+    """
+    guards = [r for r in guard if r["severity"] == "guard"]
+    drifted = [r for r in guard if r["rule"] == "feature-psi" and not r["held"]]
+    if not guards or not all(r["held"] for r in guards) or not drifted:
+        return None
+    if loss is None or gain is None or not 0 < loss <= gain:
+        return None
+    return (
+        f"held: the new data drifted (feature-psi {drifted[0]['value']:.4g}) with every label "
+        f"rule holding, and the challenger gains {gain:+.4f} on the current test split for "
+        f"{-loss:+.4f} on the old reference rows; refresh the reference set "
+        "(mlops reference set JOB) once the old distribution is gone"
+    )

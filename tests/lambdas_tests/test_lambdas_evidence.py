@@ -174,3 +174,54 @@ def test_every_rule_holds_is_approved() -> None:
     decision = gate.evaluate_gate(evaluation(f1=0.9), _champion(), min_minority_recall=0.5)
     assert decision.outcome == gate.APPROVED and decision.approved
     assert {rule for rule, _, _ in decision.checks} >= {"reference-set", "data-guard"}
+
+
+# --- the price of drift ----------------------------------------------------------------------
+
+
+def _drifted(*, test_f1: float = 0.54, reference_f1: float = 0.71, **guard: Any) -> dict:
+    """A challenger after drift: better on the current split, worse on the old rows."""
+    doc = evaluation(f1=test_f1, **guard)
+    doc["champion"] = {"metrics": evaluation(f1=0.33)["metrics"]}
+    doc["reference"] = _scored(reference_f1, 0.82, low=-0.19, high=-0.03)["reference"]
+    return doc
+
+
+def _gate(doc: dict[str, Any]) -> gate.GateDecision:
+    return gate.evaluate_gate(doc, _champion(), reference=MANIFEST, min_minority_recall=0.5)
+
+
+def test_drifted_data_with_sane_labels_pays_for_the_old_rows_and_is_approved() -> None:
+    decision = _gate(_drifted())
+
+    assert decision.outcome == gate.APPROVED, decision.reason
+    [text] = [t for rule, _, t in decision.checks if rule == "reference-set"]
+    assert "entirely below -0.0200: a regression" in text
+    assert "the new data drifted (feature-psi 0.4)" in text
+    assert "gains +0.2100 on the current test split for -0.1100" in text
+
+
+@pytest.mark.parametrize(
+    ("doc", "why"),
+    [
+        (_drifted(label_agreement=0.05), "a label rule tripped"),
+        (_drifted(test_f1=0.40), "it gains less than it loses"),
+    ],
+    ids=["labels doubtful", "small gain"],
+)
+def test_the_price_of_drift_is_not_paid_for_doubtful_labels_or_a_small_gain(
+    doc: dict[str, Any], why: str
+) -> None:
+    decision = _gate(doc)
+
+    assert decision.outcome == gate.REJECTED, why
+    assert "reference set:" in decision.reason.split("; held:")[0]
+
+
+def test_without_feature_drift_a_reference_regression_rejects() -> None:
+    doc = _drifted()
+    doc["data_guard"]["checks"] = [
+        c for c in doc["data_guard"]["checks"] if c["rule"] != "feature-psi"
+    ]
+
+    assert _gate(doc).outcome == gate.REJECTED
