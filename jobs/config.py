@@ -31,6 +31,11 @@ class _Hp:
 
 
 MODEL_ALIASES = {
+    "auto": "auto",
+    "forest": "forest",
+    "extra_trees": "forest",
+    "extra-trees": "forest",
+    "et": "forest",
     "gbm": "gbm",
     "hgb": "gbm",
     "gradient_boosting": "gbm",
@@ -43,13 +48,25 @@ MODEL_ALIASES = {
 
 HYPERPARAMETERS: dict[str, _Hp] = {
     "target": _Hp(str, "label", "label column"),
-    "model": _Hp(str, "gbm", "gbm (histogram gradient boosting) or logreg", tuple(MODEL_ALIASES)),
+    "model": _Hp(
+        str,
+        "auto",
+        "auto (search gbm, logreg and forest) or one family: gbm, logreg, forest",
+        tuple(MODEL_ALIASES),
+    ),
     "primary-metric": _Hp(
         str, None, "metric to tune for (default f1, f1_macro for multiclass)", METRICS
     ),
     "balance": _Hp(
-        str, "class_weight", "class imbalance handling", ("class_weight", "oversample", "none")
+        str,
+        "auto",
+        "class imbalance handling (auto: compared in the search)",
+        ("auto", "class_weight", "oversample", "none"),
     ),
+    # model selection
+    "max-seconds": _Hp(int, 60, "time budget of the whole job; the search gets half of it"),
+    "max-candidates": _Hp(int, 12, "most configurations the search fits"),
+    "refit": _Hp(str, "true", "refit the chosen one on train + validation", ("true", "false")),
     "test-size": _Hp(float, 0.2, "fraction of rows held out for the test split"),
     "validation-size": _Hp(float, 0.2, "fraction of rows for threshold tuning"),
     "seed": _Hp(int, 42, "random seed for splits, resampling and the model"),
@@ -71,6 +88,10 @@ HYPERPARAMETERS: dict[str, _Hp] = {
     ),
     # logistic regression
     "c": _Hp(float, 1.0, "logreg inverse regularisation strength"),
+    # extremely randomised trees
+    "n-estimators": _Hp(int, 150, "forest trees"),
+    "max-features": _Hp(float, 0.5, "forest share of features per split"),
+    "forest-min-samples-leaf": _Hp(int, 5, "forest rows per leaf"),
     # the data guard: the job's own verdicts (the stack's thresholds re-judge them)
     "max-label-shift": _Hp(float, 0.1, "largest PSI of the new rows' labels vs the champion's"),
     "min-label-agreement": _Hp(
@@ -105,6 +126,8 @@ def _decode(raw: Any) -> Any:
 def _coerce(name: str, raw: Any) -> Any:
     spec = HYPERPARAMETERS[name]
     value = _decode(raw)
+    if spec.choices and isinstance(value, str) and value.strip().lower() in spec.choices:
+        return value.strip().lower()  # "none" is a choice of balance, not a missing value
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         if spec.default is None or spec.kind is str:
             return None if spec.default is None else ""

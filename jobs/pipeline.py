@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+FOREST_MAX_LEAVES = 1024
 
 
 def build_pipeline(hps: dict[str, Any], features: list[str], categorical: list[str]) -> Pipeline:
@@ -45,6 +47,16 @@ def build_pipeline(hps: dict[str, Any], features: list[str], categorical: list[s
     estimator: Any
     if hps["model"] == "logreg":
         estimator = LogisticRegression(C=hps["c"], max_iter=hps["max-iter"] or 1000)
+    elif hps["model"] == "forest":
+        # leaves capped: an uncapped forest on 50k rows pickles to hundreds of MB
+        estimator = ExtraTreesClassifier(
+            n_estimators=hps["n-estimators"],
+            max_features=hps["max-features"],
+            min_samples_leaf=hps["forest-min-samples-leaf"],
+            max_leaf_nodes=FOREST_MAX_LEAVES,
+            n_jobs=-1,
+            random_state=hps["seed"],
+        )
     else:
         stopping: Any = {"auto": "auto", "true": True, "false": False}[hps["early-stopping"]]
         estimator = HistGradientBoostingClassifier(

@@ -15,7 +15,7 @@ exits with 1 and writes one line of reason to ``$SM_OUTPUT_DIR/failure``.
 
 # Python 3.9 runs this in the SageMaker scikit-learn 1.2-1 container: no zip(strict=), no
 # datetime.UTC.
-# ruff: noqa: B905, UP017
+# ruff: noqa: UP017
 from __future__ import annotations
 
 import sys
@@ -40,7 +40,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.utils.class_weight import compute_sample_weight
 
 from jobs import data
 from jobs.baseline import baseline_document
@@ -56,6 +55,7 @@ from jobs.contract import (
     write_failure,
 )
 from jobs.data import DataError
+from jobs.diagnosis import diagnose
 from jobs.guard import check_new_data
 from jobs.inference import sha256_file
 from jobs.metrics import (
@@ -65,10 +65,10 @@ from jobs.metrics import (
     minority_label,
     tune_threshold,
 )
-from jobs.pipeline import build_pipeline, fit_pipeline
 from jobs.profile import file_records, profile_document
 from jobs.reference import exclude, load_reference, reference_file, score_reference
 from jobs.report import render_report
+from jobs.search import fit_candidate, search
 
 log = logging.getLogger("jobs.train")
 
@@ -158,32 +158,36 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         val_idx = np.arange(*extra["validation"])
     if "test" in extra:
         test_idx = np.arange(*extra["test"])
-    fit_idx = train_idx
-    weights = None
-    if hps["balance"] == "oversample":
-        fit_idx = data.oversample(train_idx, y, hps["seed"])
-    elif hps["balance"] == "class_weight":
-        weights = compute_sample_weight("balanced", y[fit_idx])
     lap("split")
 
-    hps = {**hps, "max-iter": hps["max-iter"] or (1000 if hps["model"] == "logreg" else 200)}
-    pipeline = build_pipeline(hps, features, categorical)
-    fit_warnings = fit_pipeline(pipeline, _take(x, fit_idx), y[fit_idx], weights)
-    lap("fit")
-
-    labels = [_native(c) for c in pipeline.classes_.tolist()]
+    # the classes every fitted pipeline will have (classes_ is np.unique of its y)
     train_labels, train_counts = np.unique(y[train_idx], return_counts=True)
-    count_of = {_native(k): int(v) for k, v in zip(train_labels, train_counts)}
-    counts = [count_of.get(label, 0) for label in labels]
+    labels = [_native(c) for c in train_labels.tolist()]
+    counts = [int(v) for v in train_counts]
     binary = len(labels) == 2
     minority = minority_label(labels, counts)
     positive = minority if binary else None
     primary = hps["primary-metric"] or ("f1" if binary else "f1_macro")
     hps["primary-metric"] = primary
 
+    searched = search(
+        hps,
+        x,
+        y,
+        train_idx,
+        val_idx,
+        features,
+        categorical,
+        primary=primary,
+        positive=positive,
+        labels=labels,
+    )
+    hps = searched.best.hps(hps)  # what was chosen is what evaluation.json records
+    pipeline, fit_warnings, n_fit = searched.pipeline, searched.warnings, searched.n_fit
+    lap("search")
+
     y_val, y_test = y[val_idx], y[test_idx]
     proba_val = pipeline.predict_proba(_take(x, val_idx))
-    proba_test = pipeline.predict_proba(_take(x, test_idx))
     classes = pipeline.classes_  # same dtype as y, so sklearn's label checks agree
     threshold: float | None = None
     pos = 0
@@ -196,13 +200,27 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
             return classes[proba.argmax(axis=1)]
         return classes[np.where(proba[:, pos] >= threshold, pos, 1 - pos)]
 
+    val_metrics = compute_metrics(y_val, decide(proba_val), proba_val, labels, positive, minority)
+    proba_train = pipeline.predict_proba(_take(x, train_idx))
+    train_metrics = compute_metrics(
+        y[train_idx], decide(proba_train), proba_train, labels, positive, minority
+    )
+    if hps["refit"] == "true":
+        # the chosen configuration and threshold, refit on every row but the test split's
+        refit_idx = np.concatenate([train_idx, val_idx])
+        pipeline, refit_warnings, n_fit = fit_candidate(
+            searched.best, hps, x, y, refit_idx, features, categorical
+        )
+        fit_warnings = fit_warnings + [w for w in refit_warnings if w not in fit_warnings]
+        lap("refit")
+    proba_test = pipeline.predict_proba(_take(x, test_idx))
+
     def predict(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         proba = pipeline.predict_proba(data.prepare_features(rows, features, categorical))
         return decide(proba), proba
 
     pred_test = decide(proba_test)
     metrics = compute_metrics(y_test, pred_test, proba_test, labels, positive, minority)
-    val_metrics = compute_metrics(y_val, decide(proba_val), proba_val, labels, positive, minority)
     baseline = majority_baseline(y_test, classes, counts, labels, positive, minority)
     cm = confusion(y_test, pred_test, labels)
     lap("evaluate")
@@ -284,7 +302,10 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         "n_train": len(train_idx),
         "n_validation": len(val_idx),
         "n_test": len(test_idx),
-        "n_fit": len(fit_idx),
+        "n_fit": n_fit,
+        "refit": hps["refit"] == "true",
+        "selection": searched.record,
+        "diagnosis": diagnose(train_metrics, val_metrics, metrics, baseline, primary),
         "class_counts": {str(label): int(all_counts.get(label, 0)) for label in labels},
         "primary_metric": primary,
         "threshold": threshold,

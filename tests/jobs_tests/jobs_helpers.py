@@ -81,6 +81,9 @@ class Contract:
         return json.loads((self.model / "baseline.json").read_text())
 
     def argv(self, *extra: str) -> list[str]:
+        """The job's arguments; a short search unless ``extra`` sets its own (test time:
+        tests/jobs_tests/test_jobs_search.py runs the default search)."""
+        search = [] if "--max-candidates" in extra else ["--max-candidates", "3"]
         return [
             "--train",
             str(self.train),
@@ -88,6 +91,7 @@ class Contract:
             str(self.model),
             "--output-data-dir",
             str(self.output_data),
+            *search,
             *extra,
         ]
 

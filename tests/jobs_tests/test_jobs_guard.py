@@ -44,6 +44,8 @@ def _job(
         str(root / "data"),
         "--output-dir",
         str(root / "out"),
+        "--max-candidates",
+        "3",
     ]
     if champion is not None:
         argv += ["--champion", str(champion)]

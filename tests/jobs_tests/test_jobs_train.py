@@ -165,10 +165,13 @@ def test_imbalanced_f1_far_above_majority_baseline(contract: Contract, balance: 
     assert m["minority_recall"] > 0.5, m
     assert m["pr_auc"] > 0.5, m
     assert m["balanced_accuracy"] > 0.75, m
+    # refit on train + validation, the minority resampled there only (never in test)
+    assert ev["refit"] is True
+    assert {c["balance"] for c in ev["selection"]["candidates"]} == {balance}
     if balance == "oversample":
-        assert ev["n_fit"] > ev["n_train"]  # minority rows resampled in the train split only
+        assert ev["n_fit"] > ev["n_train"] + ev["n_validation"]
     else:
-        assert ev["n_fit"] == ev["n_train"]
+        assert ev["n_fit"] == ev["n_train"] + ev["n_validation"]
 
 
 def test_cleaning_categorical_and_mixed_formats(contract: Contract) -> None:
@@ -274,7 +277,7 @@ def test_hyperparameter_sources_and_precedence(
     assert hps["seed"] == 7  # flag beats SM_HPS beats hyperparameters.json
     assert hps["primary-metric"] == "balanced_accuracy"  # snake_case key accepted
     assert hps["model"] == "logreg"
-    assert hps["balance"] == "class_weight"
+    assert hps["balance"] == "auto"  # compared in the search unless pinned
     assert any("colour" in n for n in notes)
     assert not any("sagemaker_program" in n for n in notes)
 
@@ -444,7 +447,7 @@ def test_unexpected_errors_still_write_the_failure_file(
     def broken(*args, **kwargs):
         raise MemoryError("out of memory while fitting")
 
-    monkeypatch.setattr(train, "fit_pipeline", broken)
+    monkeypatch.setattr("jobs.search.fit_pipeline", broken)
 
     assert train.main(contract.argv()) == 1
     assert contract.failure.read_text() == (

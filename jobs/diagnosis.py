@@ -1,0 +1,51 @@
+"""Over- and underfitting: the chosen model's train, validation and test scores, and a verdict.
+
+Rules (primary metric, the model before its refit, at the tuned threshold):
+``overfit`` when train beats validation by more than ``OVERFIT_GAP``; ``underfit`` when
+validation beats the majority-class baseline by less than ``UNDERFIT_MARGIN`` (a model
+that learned next to nothing); else ``ok``. Boosting stops early on its own validation
+fraction above 10,000 rows (``early-stopping=auto``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+OVERFIT_GAP = 0.10
+UNDERFIT_MARGIN = 0.02
+
+
+def diagnose(
+    train: Mapping[str, Any],
+    validation: Mapping[str, Any],
+    test: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    metric: str,
+) -> dict[str, Any]:
+    """``evaluation.json["diagnosis"]``: the three scores, the gap and the verdict."""
+    scores = {
+        name: part.get(metric)
+        for name, part in (
+            ("train", train),
+            ("validation", validation),
+            ("test", test),
+            ("baseline", baseline),
+        )
+    }
+    tr, va, base = scores["train"], scores["validation"], scores["baseline"]
+    if not (
+        isinstance(tr, int | float)
+        and isinstance(va, int | float)
+        and isinstance(base, int | float)
+    ):
+        return {**scores, "metric": metric, "verdict": "unknown", "rule": "a score is undefined"}
+    gap = float(tr) - float(va)
+    if gap > OVERFIT_GAP:
+        verdict, rule = "overfit", f"train - validation {gap:.4f} > {OVERFIT_GAP}"
+    elif float(va) - float(base) < UNDERFIT_MARGIN:
+        verdict = "underfit"
+        rule = f"validation - baseline {float(va) - float(base):.4f} < {UNDERFIT_MARGIN}"
+    else:
+        verdict, rule = "ok", f"gap {gap:.4f} <= {OVERFIT_GAP}, beats the baseline"
+    return {**scores, "metric": metric, "gap": round(gap, 6), "verdict": verdict, "rule": rule}
