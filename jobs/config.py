@@ -102,6 +102,12 @@ HYPERPARAMETERS: dict[str, _Hp] = {
     ),
     "max-duplicate-share": _Hp(float, 0.2, "largest share of new rows the champion saw"),
     "guard-min-rows": _Hp(int, 50, "fewest new rows for the data guard to judge them"),
+    # understanding the model
+    "sensitive-features": _Hp(str, "", "comma-separated columns audited for fairness"),
+    "use-sensitive-features": _Hp(
+        str, "false", "let the model see the sensitive features", ("true", "false")
+    ),
+    "min-group-rows": _Hp(int, 30, "fewest test rows of a group for the fairness gaps"),
     # lineage: the model package ARN of the champion in the champion channel
     "champion-package": _Hp(str, None, "model package of the champion (recorded only)"),
 }

@@ -49,3 +49,25 @@ def diagnose(
     else:
         verdict, rule = "ok", f"gap {gap:.4f} <= {OVERFIT_GAP}, beats the baseline"
     return {**scores, "metric": metric, "gap": round(gap, 6), "verdict": verdict, "rule": rule}
+
+
+def calibration(is_pos: Any, scores: Any, bins: int = 10) -> dict[str, Any]:
+    """``evaluation.json["calibration"]``: Brier score and the reliability curve on test.
+
+    The probabilities are the model's own (not recalibrated): live monitoring estimates
+    precision and recall from them, so how far they are from the observed rates matters.
+    """
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss
+
+    observed, predicted = calibration_curve(is_pos, scores, n_bins=bins, strategy="quantile")
+    return {
+        "brier": round(float(brier_score_loss(is_pos, scores)), 6),
+        "calibrated": False,
+        "curve": {
+            "mean_predicted": [round(float(v), 6) for v in predicted],
+            "fraction_positive": [round(float(v), 6) for v in observed],
+        },
+        "bins": bins,
+        "strategy": "quantile",
+    }

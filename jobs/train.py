@@ -55,7 +55,10 @@ from jobs.contract import (
     write_failure,
 )
 from jobs.data import DataError
-from jobs.diagnosis import diagnose
+from jobs.diagnosis import calibration, diagnose
+from jobs.eda import profile_features
+from jobs.explain import importance
+from jobs.fairness import audit
 from jobs.guard import check_new_data
 from jobs.inference import sha256_file
 from jobs.metrics import (
@@ -96,15 +99,33 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     target = hps["target"]
     parts = data.load_parts(args.train)
     raw = data.join_parts(parts)
+    sensitive = [c.strip() for c in hps["sensitive-features"].split(",") if c.strip()]
+    absent = [c for c in sensitive if c not in raw.columns]
+    if absent:
+        raise DataError(
+            f"sensitive feature(s) {', '.join(absent)} not found; columns are: "
+            f"{', '.join(map(str, raw.columns[:30]))}"
+        )
+    declared = [c.strip() for c in hps["categorical"].split(",") if c.strip()]
     checked = data.check_and_clean(
         raw,
         target=target,
-        categorical=hps["categorical"],
+        categorical=",".join(dict.fromkeys([*declared, *sensitive])),
         drop=hps["drop"],
         min_rows=hps["min-rows"],
         min_class_count=hps["min-class-count"],
     )
     del raw
+    if sensitive and hps["use-sensitive-features"] != "true":
+        # audited, not learned from: the frame keeps the columns, the model never sees them
+        checked.features = [f for f in checked.features if f not in sensitive]
+        checked.categorical = [f for f in checked.categorical if f not in sensitive]
+        checked.categorical_numeric = [f for f in checked.categorical_numeric if f not in sensitive]
+    elif sensitive:  # learned from as declared: numeric unless listed as categorical
+        checked.categorical = [f for f in checked.categorical if f in declared]
+        checked.categorical_numeric = [
+            f for f in checked.categorical_numeric if f in checked.categorical
+        ]
     summary = checked.summary
     reference: tuple[pd.DataFrame, str, str] | None = None
     reference_error: dict[str, Any] | None = None
@@ -223,6 +244,35 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     metrics = compute_metrics(y_test, pred_test, proba_test, labels, positive, minority)
     baseline = majority_baseline(y_test, classes, counts, labels, positive, minority)
     cm = confusion(y_test, pred_test, labels)
+    understanding: dict[str, Any] = {
+        "profile": profile_features(
+            checked.frame,
+            target=target,
+            features=features,
+            categorical=categorical,
+            positive=positive,
+            seed=hps["seed"],
+        ),
+        "importance": importance(
+            searched.pipeline,
+            _take(x, val_idx),
+            y_val,
+            features,
+            positive=positive,
+            seed=hps["seed"],
+        ),
+    }
+    if binary:
+        understanding["calibration"] = calibration(y_test == positive, proba_test[:, pos])
+    if sensitive and binary:
+        understanding["fairness"] = audit(
+            frame.iloc[test_idx][sensitive],
+            y_test,
+            pred_test,
+            positive=positive,
+            columns=sensitive,
+            min_rows=hps["min-group-rows"],
+        )
     lap("evaluate")
 
     champion: dict[str, Any] | None = None
@@ -291,7 +341,10 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     digest = sha256_file(model_dir / MODEL_FILE)
     (model_dir / PROFILE_FILE).write_text(json.dumps(profile, allow_nan=False))
     # the test split travels in output.tar.gz: promote may freeze it as the reference set
-    frame.iloc[test_idx][[*features, target]].to_csv(out_dir / TEST_SPLIT_FILE, index=False)
+    audited = [c for c in sensitive if c not in features]  # so the audit can be redone
+    frame.iloc[test_idx][[*features, *audited, target]].to_csv(
+        out_dir / TEST_SPLIT_FILE, index=False
+    )
 
     all_counts = pd.Series(y).value_counts()
     evaluation: dict[str, Any] = {
@@ -306,6 +359,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         "refit": hps["refit"] == "true",
         "selection": searched.record,
         "diagnosis": diagnose(train_metrics, val_metrics, metrics, baseline, primary),
+        **understanding,
         "class_counts": {str(label): int(all_counts.get(label, 0)) for label in labels},
         "primary_metric": primary,
         "threshold": threshold,
