@@ -34,10 +34,11 @@ def reference_file(source: str | Path) -> Path:
     return files[0]
 
 
-def load_reference(source: str | Path, checked: data.CheckedData) -> tuple[pd.DataFrame, str]:
-    """The reference rows, conformed to the training columns, and the file's SHA-256."""
+def load_reference(source: str | Path, checked: data.CheckedData) -> tuple[pd.DataFrame, str, str]:
+    """The reference rows conformed to the training columns, the file's SHA-256 and name."""
     path = reference_file(source)
-    return data.conform(data.read_data_file(path), checked, "reference"), file_digest(path)
+    frame = data.conform(data.read_data_file(path), checked, "reference")
+    return frame, file_digest(path), path.name
 
 
 def exclude(checked: data.CheckedData, reference: pd.DataFrame) -> int:

@@ -105,7 +105,8 @@ def fit_rows(
     return idx, None
 
 
-def _take(x: Any, idx: np.ndarray) -> Any:
+def take(x: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of a feature array or frame."""
     return x.iloc[idx] if isinstance(x, pd.DataFrame) else x[idx]
 
 
@@ -122,7 +123,7 @@ def fit_candidate(
     hps = candidate.hps(base)
     rows, weights = fit_rows(candidate.balance, idx, y, hps["seed"])
     pipeline = build_pipeline(hps, features, categorical)
-    notes = fit_pipeline(pipeline, _take(x, rows), y[rows], weights)
+    notes = fit_pipeline(pipeline, take(x, rows), y[rows], weights)
     return pipeline, notes, len(rows)
 
 
@@ -168,7 +169,7 @@ def search(
     """
     budget = hps["max-seconds"] * SEARCH_SHARE
     start = time.perf_counter()
-    x_val, y_val = _take(x, val_idx), y[val_idx]
+    x_val, y_val = take(x, val_idx), y[val_idx]
     tried: list[dict[str, Any]] = []
     seconds_of: dict[str, list[float]] = {}
     skipped: list[str] = []

@@ -69,19 +69,15 @@ from jobs.metrics import (
     tune_threshold,
 )
 from jobs.profile import file_records, profile_document
-from jobs.reference import exclude, load_reference, reference_file, score_reference
+from jobs.reference import exclude, load_reference, score_reference
 from jobs.report import render_report
-from jobs.search import fit_candidate, search
+from jobs.search import fit_candidate, search, take
 
 log = logging.getLogger("jobs.train")
 
 
 def _native(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _take(x: Any, idx: np.ndarray) -> Any:
-    return x.iloc[idx] if isinstance(x, pd.DataFrame) else x[idx]
 
 
 def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> dict[str, Any]:
@@ -131,8 +127,8 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     reference_error: dict[str, Any] | None = None
     if args.reference:
         try:
-            ref_frame, ref_digest = load_reference(args.reference, checked)
-            reference = (ref_frame, ref_digest, reference_file(args.reference).name)
+            reference = load_reference(args.reference, checked)
+            ref_frame = reference[0]
             # never learn from the rows every model is judged on
             summary["reference_rows_excluded"] = exclude(checked, ref_frame)
         except DataError as exc:
@@ -208,7 +204,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     lap("search")
 
     y_val, y_test = y[val_idx], y[test_idx]
-    proba_val = pipeline.predict_proba(_take(x, val_idx))
+    proba_val = pipeline.predict_proba(take(x, val_idx))
     classes = pipeline.classes_  # same dtype as y, so sklearn's label checks agree
     threshold: float | None = None
     pos = 0
@@ -222,7 +218,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         return classes[np.where(proba[:, pos] >= threshold, pos, 1 - pos)]
 
     val_metrics = compute_metrics(y_val, decide(proba_val), proba_val, labels, positive, minority)
-    proba_train = pipeline.predict_proba(_take(x, train_idx))
+    proba_train = pipeline.predict_proba(take(x, train_idx))
     train_metrics = compute_metrics(
         y[train_idx], decide(proba_train), proba_train, labels, positive, minority
     )
@@ -234,7 +230,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         )
         fit_warnings = fit_warnings + [w for w in refit_warnings if w not in fit_warnings]
         lap("refit")
-    proba_test = pipeline.predict_proba(_take(x, test_idx))
+    proba_test = pipeline.predict_proba(take(x, test_idx))
 
     def predict(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         proba = pipeline.predict_proba(data.prepare_features(rows, features, categorical))
@@ -255,7 +251,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         ),
         "importance": importance(
             searched.pipeline,
-            _take(x, val_idx),
+            take(x, val_idx),
             y_val,
             features,
             positive=positive,

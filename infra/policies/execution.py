@@ -69,7 +69,9 @@ def _training_data_access(n: Names) -> list[Statement]:
                 objects(n, n.artifacts_bucket, c.CODE_PREFIX),
                 objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
                 objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
-                objects(n, n.artifacts_bucket, c.REFERENCE_PREFIX),
+                # the CSV only (an S3Prefix channel on its key: keys starting with it); the
+                # manifest and history are promote's
+                f"{n.bucket_arn(n.artifacts_bucket)}/{c.REFERENCE_PREFIX}*/reference.csv*",
             ],
         ),
         allow(
