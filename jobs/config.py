@@ -67,6 +67,18 @@ HYPERPARAMETERS: dict[str, _Hp] = {
     "max-seconds": _Hp(int, 60, "time budget of the whole job; the search gets half of it"),
     "max-candidates": _Hp(int, 12, "most configurations the search fits"),
     "refit": _Hp(str, "true", "refit the chosen one on train + validation", ("true", "false")),
+    "calibration": _Hp(
+        str,
+        "auto",
+        "recalibrate probabilities (auto: when it lowers the Brier score)",
+        ("auto", "none", "sigmoid", "isotonic"),
+    ),
+    "threshold-source": _Hp(
+        str,
+        "auto",
+        "scores the threshold is tuned on (auto: out-of-fold when cross-fitted)",
+        ("auto", "validation"),
+    ),
     "test-size": _Hp(float, 0.2, "fraction of rows held out for the test split"),
     "validation-size": _Hp(float, 0.2, "fraction of rows for threshold tuning"),
     "seed": _Hp(int, 42, "random seed for splits, resampling and the model"),

@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 LEAKY_AUC = 0.98
 HIGH_CARDINALITY = 100
-MAX_ROWS = 50_000  # a profile needs a sample, not every row
+MAX_ROWS = 20_000  # mutual information needs a sample, not every row
 
 
 def _codes(column: pd.Series, categorical: bool) -> np.ndarray:

@@ -127,6 +127,30 @@ def fit_candidate(
     return pipeline, notes, len(rows)
 
 
+def out_of_fold(
+    candidate: Candidate,
+    base: dict[str, Any],
+    x: Any,
+    y: np.ndarray,
+    idx: np.ndarray,
+    features: list[str],
+    categorical: list[str],
+    *,
+    positive: Any,
+    folds: int,
+) -> np.ndarray:
+    """Positive-class scores of rows ``idx``, each from a model fitted on the other folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    scores = np.empty(len(idx))
+    split = StratifiedKFold(folds, shuffle=True, random_state=base["seed"])
+    for fit_part, score_part in split.split(np.zeros(len(idx)), y[idx]):
+        pipeline, _, _ = fit_candidate(candidate, base, x, y, idx[fit_part], features, categorical)
+        pos = list(pipeline.classes_).index(positive)
+        scores[score_part] = pipeline.predict_proba(take(x, idx[score_part]))[:, pos]
+    return scores
+
+
 @dataclass
 class Searched:
     best: Candidate

@@ -43,6 +43,8 @@ import sklearn
 
 from jobs import data
 from jobs.baseline import baseline_document
+from jobs.budget import Budget
+from jobs.calibrate import pipeline_of, settle
 from jobs.champion import evaluate_champion, try_load_champion
 from jobs.config import HyperparameterError, parse_args
 from jobs.contract import (
@@ -56,11 +58,10 @@ from jobs.contract import (
 )
 from jobs.data import DataError
 from jobs.diagnosis import calibration, diagnose
-from jobs.eda import profile_features
-from jobs.explain import importance
 from jobs.fairness import audit
 from jobs.guard import check_new_data
 from jobs.inference import sha256_file
+from jobs.inputs import load_inputs
 from jobs.metrics import (
     compute_metrics,
     confusion,
@@ -68,10 +69,10 @@ from jobs.metrics import (
     minority_label,
     tune_threshold,
 )
-from jobs.profile import file_records, profile_document
-from jobs.reference import exclude, load_reference, score_reference
+from jobs.reference import score_reference
 from jobs.report import render_report
 from jobs.search import fit_candidate, search, take
+from jobs.understand import understand
 
 log = logging.getLogger("jobs.train")
 
@@ -84,6 +85,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     """Run the whole job; returns the evaluation written to ``evaluation.json``."""
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+    budget = Budget(hps["max-seconds"])
 
     def lap(stage: str) -> None:
         nonlocal clock
@@ -93,89 +95,14 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         log.info("%s done in %.2f s", stage, timings[stage])
 
     target = hps["target"]
-    parts = data.load_parts(args.train)
-    raw = data.join_parts(parts)
-    sensitive = [c.strip() for c in hps["sensitive-features"].split(",") if c.strip()]
-    absent = [c for c in sensitive if c not in raw.columns]
-    if absent:
-        raise DataError(
-            f"sensitive feature(s) {', '.join(absent)} not found; columns are: "
-            f"{', '.join(map(str, raw.columns[:30]))}"
-        )
-    declared = [c.strip() for c in hps["categorical"].split(",") if c.strip()]
-    checked = data.check_and_clean(
-        raw,
-        target=target,
-        categorical=",".join(dict.fromkeys([*declared, *sensitive])),
-        drop=hps["drop"],
-        min_rows=hps["min-rows"],
-        min_class_count=hps["min-class-count"],
-    )
-    del raw
-    if sensitive and hps["use-sensitive-features"] != "true":
-        # audited, not learned from: the frame keeps the columns, the model never sees them
-        checked.features = [f for f in checked.features if f not in sensitive]
-        checked.categorical = [f for f in checked.categorical if f not in sensitive]
-        checked.categorical_numeric = [f for f in checked.categorical_numeric if f not in sensitive]
-    elif sensitive:  # learned from as declared: numeric unless listed as categorical
-        checked.categorical = [f for f in checked.categorical if f in declared]
-        checked.categorical_numeric = [
-            f for f in checked.categorical_numeric if f in checked.categorical
-        ]
-    summary = checked.summary
-    reference: tuple[pd.DataFrame, str, str] | None = None
-    reference_error: dict[str, Any] | None = None
-    if args.reference:
-        try:
-            reference = load_reference(args.reference, checked)
-            ref_frame = reference[0]
-            # never learn from the rows every model is judged on
-            summary["reference_rows_excluded"] = exclude(checked, ref_frame)
-        except DataError as exc:
-            reference_error = {"error": str(exc)}
-            log.warning("reference set not scored: %s", exc)
-    profile = profile_document(
-        checked.frame,
-        target=target,
-        features=checked.features,
-        categorical=checked.categorical,
-        files=file_records(args.train, [p for p, _ in parts], [len(f) for _, f in parts]),
-    )
-    frames = [checked.frame]
-    extra: dict[str, tuple[int, int]] = {}
-    offset = len(checked.frame)
-    for channel in ("validation", "test"):
-        folder = getattr(args, channel)
-        if folder:
-            loaded = data.load_folder(folder)
-            conformed = data.conform(loaded, checked, channel)
-            summary.setdefault("channels", {})[channel] = {
-                "rows_in": len(loaded),
-                "rows_out": len(conformed),
-            }
-            extra[channel] = (offset, offset + len(conformed))
-            offset += len(conformed)
-            frames.append(conformed)
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    inputs = load_inputs(args, hps)
+    checked, parts, sensitive, frame = inputs.checked, inputs.parts, inputs.sensitive, inputs.frame
+    x, y = inputs.x, inputs.y
+    train_idx, val_idx, test_idx = inputs.train_idx, inputs.val_idx, inputs.test_idx
+    reference, reference_error = inputs.reference, inputs.reference_error
+    summary, profile = checked.summary, inputs.profile
     features, categorical = checked.features, checked.categorical
-    y = frame[target].to_numpy()
-    x = data.prepare_features(frame, features, categorical)
-    lap("load_and_check")
-
-    n_train_channel = len(checked.frame)
-    train_idx, val_idx, test_idx = data.split_indices(
-        y[:n_train_channel],
-        test_size=hps["test-size"],
-        validation_size=hps["validation-size"],
-        seed=hps["seed"],
-        need_validation="validation" not in extra,
-        need_test="test" not in extra,
-    )
-    if "validation" in extra:
-        val_idx = np.arange(*extra["validation"])
-    if "test" in extra:
-        test_idx = np.arange(*extra["test"])
-    lap("split")
+    lap("load_check_split")
 
     # the classes every fitted pipeline will have (classes_ is np.unique of its y)
     train_labels, train_counts = np.unique(y[train_idx], return_counts=True)
@@ -201,65 +128,105 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     )
     hps = searched.best.hps(hps)  # what was chosen is what evaluation.json records
     pipeline, fit_warnings, n_fit = searched.pipeline, searched.warnings, searched.n_fit
+    fit_seconds = searched.record["candidates"][searched.record["winner"]]["fit_seconds"]
     lap("search")
 
     y_val, y_test = y[val_idx], y[test_idx]
+    tick = time.perf_counter()
     proba_val = pipeline.predict_proba(take(x, val_idx))
+    per_row = (time.perf_counter() - tick) / max(1, len(val_idx))
     classes = pipeline.classes_  # same dtype as y, so sklearn's label checks agree
-    threshold: float | None = None
+    val_threshold: float | None = None
     pos = 0
     if binary:
         pos = labels.index(positive)
-        threshold, _ = tune_threshold(y_val == positive, proba_val[:, pos], primary)
+        val_threshold, _ = tune_threshold(y_val == positive, proba_val[:, pos], primary)
 
-    def decide(proba: np.ndarray) -> np.ndarray:
-        if threshold is None:
-            return classes[proba.argmax(axis=1)]
-        return classes[np.where(proba[:, pos] >= threshold, pos, 1 - pos)]
+    def decider(cut: float | None) -> Any:
+        def decide(proba: np.ndarray) -> np.ndarray:
+            if cut is None:
+                return classes[proba.argmax(axis=1)]
+            return classes[np.where(proba[:, pos] >= cut, pos, 1 - pos)]
 
+        return decide
+
+    # the train-only model at its validation threshold: what the diagnosis compares
+    decide = decider(val_threshold)
     val_metrics = compute_metrics(y_val, decide(proba_val), proba_val, labels, positive, minority)
     proba_train = pipeline.predict_proba(take(x, train_idx))
     train_metrics = compute_metrics(
         y[train_idx], decide(proba_train), proba_train, labels, positive, minority
     )
-    if hps["refit"] == "true":
-        # the chosen configuration and threshold, refit on every row but the test split's
+    final: Any = pipeline
+    refit_idx: np.ndarray | None = None
+    refit_seconds = fit_seconds
+    n_refit = len(train_idx) + len(val_idx)
+    expected_refit = fit_seconds * n_refit / max(1, len(train_idx))
+    if hps["refit"] == "true" and budget.affords("refit", expected_refit):
+        # the chosen configuration, refit on every row but the test split's
         refit_idx = np.concatenate([train_idx, val_idx])
-        pipeline, refit_warnings, n_fit = fit_candidate(
+        tick = time.perf_counter()
+        final, refit_warnings, n_fit = fit_candidate(
             searched.best, hps, x, y, refit_idx, features, categorical
         )
+        refit_seconds = time.perf_counter() - tick
         fit_warnings = fit_warnings + [w for w in refit_warnings if w not in fit_warnings]
         lap("refit")
-    proba_test = pipeline.predict_proba(take(x, test_idx))
+    threshold: float | None = val_threshold
+    settled: dict[str, Any] = {}
+    if binary:
+        final, threshold, settled = settle(
+            final,
+            searched.best,
+            hps,
+            x,
+            y,
+            val_idx=val_idx,
+            val_scores=proba_val[:, pos],
+            refit_idx=refit_idx,
+            refit_seconds=refit_seconds,
+            features=features,
+            categorical=categorical,
+            positive=positive,
+            primary=primary,
+            budget=budget,
+        )
+        lap("calibrate")
+    decide = decider(threshold)
+    proba_test = final.predict_proba(take(x, test_idx))
 
     def predict(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        proba = pipeline.predict_proba(data.prepare_features(rows, features, categorical))
+        proba = final.predict_proba(data.prepare_features(rows, features, categorical))
         return decide(proba), proba
 
     pred_test = decide(proba_test)
     metrics = compute_metrics(y_test, pred_test, proba_test, labels, positive, minority)
     baseline = majority_baseline(y_test, classes, counts, labels, positive, minority)
     cm = confusion(y_test, pred_test, labels)
-    understanding: dict[str, Any] = {
-        "profile": profile_features(
-            checked.frame,
-            target=target,
-            features=features,
-            categorical=categorical,
-            positive=positive,
-            seed=hps["seed"],
-        ),
-        "importance": importance(
-            searched.pipeline,
-            take(x, val_idx),
-            y_val,
-            features,
-            positive=positive,
-            seed=hps["seed"],
-        ),
-    }
+    understanding = understand(
+        pipeline=pipeline,
+        best=searched.best,
+        hps=hps,
+        x=x,
+        y=y,
+        train_idx=train_idx,
+        val_idx=val_idx,
+        cleaned=checked.frame,
+        features=features,
+        categorical=categorical,
+        positive=positive,
+        budget=budget,
+        fit_seconds=fit_seconds,
+        predict_seconds_per_row=per_row,
+    )
+    diagnosis = diagnose(train_metrics, val_metrics, metrics, baseline, primary)
+    diagnosis.update(understanding.pop("diagnosis_extras"))
     if binary:
-        understanding["calibration"] = calibration(y_test == positive, proba_test[:, pos])
+        served = calibration(y_test == positive, proba_test[:, pos])
+        if settled.get("calibrated"):
+            raw = pipeline_of(final).predict_proba(take(x, test_idx))[:, pos]
+            served["uncalibrated"] = calibration(y_test == positive, raw)
+        understanding["calibration"] = {**settled, **served}
     if sensitive and binary:
         understanding["fairness"] = audit(
             frame.iloc[test_idx][sensitive],
@@ -322,7 +289,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     model_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     artifact = {
-        "pipeline": pipeline,
+        "pipeline": final,
         "features": features,
         "categorical": categorical,
         "categorical_numeric": checked.categorical_numeric,
@@ -352,9 +319,9 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         "n_validation": len(val_idx),
         "n_test": len(test_idx),
         "n_fit": n_fit,
-        "refit": hps["refit"] == "true",
+        "refit": refit_idx is not None,
         "selection": searched.record,
-        "diagnosis": diagnose(train_metrics, val_metrics, metrics, baseline, primary),
+        "diagnosis": diagnosis,
         **understanding,
         "class_counts": {str(label): int(all_counts.get(label, 0)) for label in labels},
         "primary_metric": primary,
@@ -374,6 +341,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
         "hyperparameters": hps,
         "warnings": notes + fit_warnings,
         "timings": timings,
+        "budget": budget.record(),
         "sklearn_version": sklearn.__version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -386,6 +354,7 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     (out_dir / REPORT_FILE).write_text(page, encoding="utf-8")
     lap("report")
     evaluation["timings"] = timings
+    evaluation["budget"] = budget.record()
     (model_dir / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=1, allow_nan=False))
     for name, value in metrics.items():  # one line each, for SageMaker metric regexes
         print(f"metric test_{name}={value if value is not None else 'nan'};")
