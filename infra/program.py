@@ -65,6 +65,12 @@ def lambda_environment(
         c.MIN_MINORITY_RECALL: repr(settings.min_minority_recall),
         c.APPROVAL_MODE: settings.approval_mode,
         c.REFERENCE_TOLERANCE: repr(settings.reference_tolerance),
+        **(
+            {}
+            if settings.max_fairness_gap is None
+            else {c.MAX_FAIRNESS_GAP: repr(settings.max_fairness_gap)}
+        ),
+        c.FAIRNESS_ACTION: settings.fairness_action,
         c.MAX_LABEL_SHIFT: repr(settings.max_label_shift),
         c.MIN_LABEL_AGREEMENT: repr(settings.min_label_agreement),
         c.MIN_LABEL_LEARNABILITY: repr(settings.min_label_learnability),

@@ -75,6 +75,8 @@ class Config:
     min_minority_recall: float = float(c.DEFAULTS[c.MIN_MINORITY_RECALL])
     approval_mode: str = c.DEFAULTS[c.APPROVAL_MODE]
     reference_tolerance: float = float(c.DEFAULTS[c.REFERENCE_TOLERANCE])
+    max_fairness_gap: float | None = None
+    fairness_action: str = c.DEFAULTS[c.FAIRNESS_ACTION]
     max_label_shift: float = float(c.DEFAULTS[c.MAX_LABEL_SHIFT])
     min_label_agreement: float = float(c.DEFAULTS[c.MIN_LABEL_AGREEMENT])
     min_label_learnability: float = float(c.DEFAULTS[c.MIN_LABEL_LEARNABILITY])
@@ -194,6 +196,10 @@ class Config:
             min_minority_recall=number(c.MIN_MINORITY_RECALL, float),
             approval_mode=choice(c.APPROVAL_MODE, {"auto", "manual"}),
             reference_tolerance=number(c.REFERENCE_TOLERANCE, float),
+            max_fairness_gap=(
+                number(c.MAX_FAIRNESS_GAP, float) if get(c.MAX_FAIRNESS_GAP) else None
+            ),
+            fairness_action=choice(c.FAIRNESS_ACTION, {"hold", "reject"}),
             max_label_shift=number(c.MAX_LABEL_SHIFT, float),
             min_label_agreement=number(c.MIN_LABEL_AGREEMENT, float),
             min_label_learnability=number(c.MIN_LABEL_LEARNABILITY, float),

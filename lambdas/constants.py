@@ -35,6 +35,8 @@ PRIMARY_METRIC = "MLOPS_PRIMARY_METRIC"  # optional override of evaluation.json'
 PROMOTION_MARGIN = "MLOPS_PROMOTION_MARGIN"  # challenger must beat champion by this
 MIN_MINORITY_RECALL = "MLOPS_MIN_MINORITY_RECALL"
 APPROVAL_MODE = "MLOPS_APPROVAL_MODE"  # "auto" | "manual": every passing package waits for a human
+MAX_FAIRNESS_GAP = "MLOPS_MAX_FAIRNESS_GAP"  # unset: no fairness rule in the gate
+FAIRNESS_ACTION = "MLOPS_FAIRNESS_ACTION"  # "hold" | "reject" a model whose gap is too large
 REFERENCE_TOLERANCE = "MLOPS_REFERENCE_TOLERANCE"  # allowed loss vs champion on the reference set
 # data guard (the new data against the champion's profile): a tripped rule holds the package
 MAX_LABEL_SHIFT = "MLOPS_MAX_LABEL_SHIFT"  # PSI of the class shares
@@ -114,6 +116,7 @@ DEFAULTS: dict[str, str] = {
     MIN_MINORITY_RECALL: "0.5",
     APPROVAL_MODE: "auto",
     REFERENCE_TOLERANCE: "0.02",
+    FAIRNESS_ACTION: "hold",
     MAX_LABEL_SHIFT: "0.1",
     MIN_LABEL_AGREEMENT: "0.25",
     MIN_LABEL_LEARNABILITY: "0.25",

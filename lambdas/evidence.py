@@ -238,3 +238,53 @@ def drift_excuse(
         f"{-loss:+.4f} on the old reference rows; refresh the reference set "
         "(mlops reference set JOB) once the old distribution is gone"
     )
+
+
+FAIRNESS_GAPS = ("demographic_parity_difference", "equalized_odds_difference")
+
+
+def fairness_check(challenger: Mapping[str, Any], max_gap: float) -> tuple[str, bool, str]:
+    """Rule ``fairness-gap`` or ``fairness-audit``: ``(rule, held, explanation)``.
+
+    ``fairness-gap``: no sensitive feature's demographic-parity or equalized-odds
+    difference (test split, groups with enough rows) exceeds ``max_gap``. ``fairness-audit``
+    (fails only when the audit is missing or measured no gap: evidence, not a verdict).
+    """
+    section = challenger.get("fairness")
+    if not isinstance(section, Mapping) or not isinstance(section.get("features"), Mapping):
+        return (
+            "fairness-audit",
+            False,
+            f"mlops:maxFairnessGap is {max_gap:g} but the job ran no fairness audit "
+            "(set the sensitive-features hyperparameter)",
+        )
+    worst: tuple[float, str, str] | None = None
+    unmeasured = []
+    for column, entry in sorted(section["features"].items()):
+        gaps = (
+            [(_number(entry.get(k)), k) for k in FAIRNESS_GAPS]
+            if isinstance(entry, Mapping)
+            else []
+        )
+        measured = [(v, k) for v, k in gaps if v is not None]
+        if not measured:
+            unmeasured.append(str(column))
+        for value, kind in measured:
+            if worst is None or value > worst[0]:
+                worst = (value, str(column), kind)
+    if worst is None:
+        return (
+            "fairness-audit",
+            False,
+            "the fairness audit measured no gap (fewer than two groups with "
+            f"{section.get('min_group_rows')}+ rows in {', '.join(unmeasured) or 'any feature'})",
+        )
+    value, column, kind = worst
+    held = value <= max_gap + 1e-9
+    text = (
+        f"largest fairness gap {value:.4f} ({kind.replace('_', ' ')} over {column}) "
+        f"{'<=' if held else '>'} mlops:maxFairnessGap {max_gap:.4f}"
+    )
+    if unmeasured:
+        text += f"; not measured for {', '.join(unmeasured)} (groups too small)"
+    return "fairness-gap", held, text

@@ -21,13 +21,16 @@ from lambdas.evidence import (
     GuardLimits,
     data_guard_check,
     drift_excuse,
+    fairness_check,
     reference_check,
     reference_loss,
 )
 
 APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
 # a rule whose failure asks a person instead of refusing: the metrics may be right
-HOLDING_RULES = frozenset({"data-guard"})
+# (a fairness audit that is missing or measured nothing is doubtful evidence, not a verdict)
+HOLDING_RULES = frozenset({"data-guard", "fairness-audit"})
+FAIRNESS_ACTIONS = ("hold", "reject")
 _TOLERANCE = 1e-9  # so that 0.83 - 0.82 counts as a 0.01 margin
 SAME_SPLIT = "same-split"
 OWN_SPLIT = "own-split"
@@ -52,6 +55,7 @@ class GateDecision:
     comparison: str | None = None
     guard: tuple[dict[str, Any], ...] = ()  # the data guard's rules, re-judged here
     manual: bool = False  # mlops:approvalMode=manual asked for a person
+    holding: frozenset[str] = HOLDING_RULES  # rules whose failure holds, not rejects
 
     @property
     def approved(self) -> bool:
@@ -75,10 +79,15 @@ class GateDecision:
         return head + ("; held: " + "; ".join(held) if held else "")
 
 
-def decide(checks: list[tuple[str, bool, str]], *, manual: bool = False) -> str:
+def decide(
+    checks: list[tuple[str, bool, str]],
+    *,
+    manual: bool = False,
+    holding: frozenset[str] = HOLDING_RULES,
+) -> str:
     """The outcome of a list of checks: see the module docstring."""
     failed = {rule for rule, held, _ in checks if not held}
-    if failed - HOLDING_RULES:
+    if failed - holding:
         return REJECTED
     return PENDING if failed or manual else APPROVED
 
@@ -143,6 +152,8 @@ def evaluate_gate(
     reference_tolerance: float = 0.02,
     guard_limits: GuardLimits | None = None,
     manual: bool = False,
+    max_fairness_gap: float | None = None,
+    fairness_action: str = "hold",
 ) -> GateDecision:
     """Decide whether ``challenger`` (an evaluation.json) may replace ``champion``.
 
@@ -164,6 +175,9 @@ def evaluate_gate(
        :func:`lambdas.evidence.drift_excuse`).
     6. data guard (:func:`lambdas.evidence.data_guard_check`): with a champion, the new
        data passed every guard rule. Failing it alone gives ``PendingManualApproval``.
+    7. fairness, only with ``max_fairness_gap`` (:func:`lambdas.evidence.fairness_check`):
+       no sensitive feature's gap on the test split exceeds it; over it, ``fairness_action``
+       ``hold`` asks a person and ``reject`` rejects. A missing audit holds.
 
     ``manual``: all holding still gives ``PendingManualApproval``.
     ``primary_metric`` overrides the challenger's own ``primary_metric``.
@@ -265,8 +279,15 @@ def evaluate_gate(
             held, text = True, f"{text}; {excuse}"
     checks.append(("reference-set", held, text))
     checks.append(("data-guard", guard_held, guard_text))
+    holding = HOLDING_RULES
+    if max_fairness_gap is not None:
+        if fairness_action not in FAIRNESS_ACTIONS:
+            raise ValueError(f"fairness_action {fairness_action!r}: one of {FAIRNESS_ACTIONS}")
+        checks.append(fairness_check(challenger, max_fairness_gap))
+        if fairness_action == "hold":
+            holding = holding | {"fairness-gap"}
     return GateDecision(
-        outcome=decide(checks, manual=manual),
+        outcome=decide(checks, manual=manual, holding=holding),
         primary_metric=metric,
         challenger_value=value,
         champion_value=champ,
@@ -274,4 +295,5 @@ def evaluate_gate(
         comparison=comparison,
         guard=tuple(guard),
         manual=manual,
+        holding=holding,
     )

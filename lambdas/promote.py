@@ -320,6 +320,8 @@ def _judge(
         champion_package=champion["arn"] if champion else None,
         reference=reference,
         reference_tolerance=config.reference_tolerance,
+        max_fairness_gap=config.max_fairness_gap,
+        fairness_action=config.fairness_action,
         guard_limits=GuardLimits(
             max_label_shift=config.max_label_shift,
             min_label_agreement=config.min_label_agreement,
@@ -337,7 +339,7 @@ def _judge(
     ]
     return replace(
         decision,
-        outcome=decide(checks, manual=decision.manual),
+        outcome=decide(checks, manual=decision.manual, holding=decision.holding),
         champion_value=None,
         checks=tuple(checks),
         comparison=None,

@@ -159,6 +159,8 @@ def test_missing_region() -> None:
         ("driftThreshold", "abc", r"mlops:driftThreshold"),
         ("promotionMargin", "-0.1", r"mlops:promotionMargin: '-0.1' .* >= 0"),
         ("minMinorityRecall", "1.5", r"mlops:minMinorityRecall: '1.5' .* <= 1"),
+        ("maxFairnessGap", "1.5", r"mlops:maxFairnessGap: '1.5' .* <= 1"),
+        ("fairnessAction", "warn", r"mlops:fairnessAction: 'warn' .* one of hold, reject"),
         ("serverlessMemoryMb", "1000", r"mlops:serverlessMemoryMb: 1000 .* one of 1024, 2048"),
         ("serverlessMaxConcurrency", "0", r"mlops:serverlessMaxConcurrency: '0' .* 1..200"),
         ("endpointInstanceCount", "0", r"mlops:endpointInstanceCount: '0' .* >= 1"),

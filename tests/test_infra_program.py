@@ -219,6 +219,15 @@ def test_raw_expiration_is_opt_in() -> None:
     assert _lifecycle(run, "raw")["expiration"]["days"] == 400
 
 
+def test_the_fairness_guardrail_is_opt_in_and_reaches_promote() -> None:
+    unset = program("dev")
+    env = one(unset, T_FUNCTION, "retraining-promote").inputs["environment"]["variables"]
+    assert c.MAX_FAIRNESS_GAP not in env and env[c.FAIRNESS_ACTION] == "hold"
+    run = program("dev", maxFairnessGap="0.15", fairnessAction="reject")
+    env = one(run, T_FUNCTION, "retraining-promote").inputs["environment"]["variables"]
+    assert (env[c.MAX_FAIRNESS_GAP], env[c.FAIRNESS_ACTION]) == ("0.15", "reject")
+
+
 def test_data_buckets_log_to_the_access_log_bucket(run: ProgramRun) -> None:
     log_bucket = bucket_name(run, "access-logs")
     for role in ("raw", "artifacts", "capture"):

@@ -60,6 +60,18 @@ KEYS: tuple[Key, ...] = (
         c.REFERENCE_TOLERANCE,
         "largest loss of the primary metric to the champion on the reference set, in [0, 1]",
     ),
+    Key(
+        "maxFairnessGap",
+        "(unset: no fairness rule)",
+        "largest demographic-parity or equalized-odds difference the gate accepts, in [0, 1]; "
+        "needs the sensitive-features hyperparameter",
+        env=c.MAX_FAIRNESS_GAP,
+    ),
+    _env_key(
+        "fairnessAction",
+        c.FAIRNESS_ACTION,
+        "hold (a person decides) or reject a model over mlops:maxFairnessGap",
+    ),
     _env_key(
         "maxLabelShift",
         c.MAX_LABEL_SHIFT,

@@ -183,6 +183,12 @@ def load_settings(
         min_minority_recall=r.number("minMinorityRecall", low=0.0, high=1.0),
         approval_mode=r.choice("approvalMode", ("auto", "manual")),
         reference_tolerance=r.number("referenceTolerance", low=0.0, high=1.0),
+        max_fairness_gap=(
+            None
+            if r.raw("maxFairnessGap") is None
+            else r.number("maxFairnessGap", low=0.0, high=1.0)
+        ),
+        fairness_action=r.choice("fairnessAction", ("hold", "reject")),
         max_label_shift=r.number("maxLabelShift", low=0.0, strict=True),
         min_label_agreement=r.number("minLabelAgreement", low=0.0, high=1.0),
         min_label_learnability=r.number("minLabelLearnability", low=0.0, high=1.0),

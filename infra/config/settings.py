@@ -27,6 +27,8 @@ class Settings:
     min_minority_recall: float
     approval_mode: str
     reference_tolerance: float
+    max_fairness_gap: float | None
+    fairness_action: str
     max_label_shift: float
     min_label_agreement: float
     min_label_learnability: float

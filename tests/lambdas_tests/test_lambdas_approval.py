@@ -357,3 +357,16 @@ def test_a_rollout_longer_than_the_wait_is_finished_by_the_endpoint_event(
 
     assert ended["status"] == "deployed", ended
     assert package_properties(_package(stack, arn))["mlops:deployment"] == "in-service"
+
+
+def test_a_fairness_limit_without_an_audit_holds_the_first_model(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(c.MAX_FAIRNESS_GAP, "0.1")
+    monkeypatch.setenv(c.FAIRNESS_ACTION, "reject")
+
+    held = _promote(stack, lambda_context, JOB_1, f1=0.9)
+
+    assert held["status"] == "pending-approval", held
+    assert "mlops:maxFairnessGap is 0.1 but the job ran no fairness audit" in held["reason"]
+    assert endpoint_config_name(stack) is None
