@@ -20,7 +20,7 @@ from jobs.metrics import METRICS
 _FIGSIZE = (4.2, 3.8)
 
 
-def _axes() -> tuple[Any, Any]:
+def axes() -> tuple[Any, Any]:
     """A figure on its own Agg canvas and its axes: no pyplot figure, no GUI backend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -30,7 +30,7 @@ def _axes() -> tuple[Any, Any]:
     return fig, fig.subplots()
 
 
-def _png(fig: Any) -> str:
+def png(fig: Any) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -45,28 +45,32 @@ def _pictures(
     cm: np.ndarray,
 ) -> dict[str, str]:
     """Confusion matrix, ROC and PR curves as base64 PNGs (ImportError without matplotlib)."""
-    fig, ax = _axes()  # first: without matplotlib nothing below is imported
+    fig, ax = axes()  # first: without matplotlib nothing below is imported
     from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
     names = [str(label) for label in labels]
-    ConfusionMatrixDisplay(cm, display_labels=names).plot(
+    # by row: on a 1:99 set the minority row would be invisible in raw counts
+    totals = cm.sum(axis=1, keepdims=True)
+    shares = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
+    ConfusionMatrixDisplay(shares, display_labels=names).plot(
         ax=ax,
         cmap="Blues",
         colorbar=False,
+        values_format=".2f",
         xticks_rotation=45 if len(names) > 4 else "horizontal",
     )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (test)")
-    pictures = {"Confusion matrix": _png(fig)}
+    ax.set_title("Confusion matrix (test): share of each true class")
+    pictures = {"Confusion matrix": png(fig)}
 
     if positive is not None:
         curves = [(f"positive {positive}", y_true == positive, proba[:, labels.index(positive)])]
     else:
         curves = [(names[i], y_true == label, proba[:, i]) for i, label in enumerate(labels[:10])]
 
-    roc, ax_roc = _axes()
-    pr, ax_pr = _axes()
+    roc, ax_roc = axes()
+    pr, ax_pr = axes()
     for name, is_pos, score in curves:
         if is_pos.all() or not is_pos.any():
             continue
@@ -96,8 +100,8 @@ def _pictures(
     ax_pr.set_ylim(0, 1.02)
     ax_pr.set_title("Precision-recall curve (test)")
     ax_pr.legend(loc="lower left", fontsize=8)
-    pictures["ROC curve"] = _png(roc)
-    pictures["Precision-recall curve"] = _png(pr)
+    pictures["ROC curve"] = png(roc)
+    pictures["Precision-recall curve"] = png(pr)
     return pictures
 
 
@@ -164,6 +168,8 @@ def render_report(
     evaluation: dict[str, Any], y_true: np.ndarray, proba: np.ndarray
 ) -> tuple[str, bool]:
     """The self-contained HTML report; returns (html, whether pictures were drawn)."""
+    from jobs.report_model import model_pictures, model_sections  # they import axes, table
+
     esc = html.escape
     labels = list(evaluation["labels"])
     cm = np.asarray(evaluation["confusion_matrix"])
@@ -171,6 +177,7 @@ def render_report(
         pictures = _pictures(
             y_true, proba, labels, evaluation["positive_label"], evaluation["threshold"], cm
         )
+        pictures.update(model_pictures(evaluation, y_true, proba))
         note = ""
     except ImportError:
         pictures = {}
@@ -246,7 +253,7 @@ never saw during fitting or threshold tuning. Created {esc(evaluation["created_a
 {champion_section}<h2>Confusion matrix (rows: true, columns: predicted)</h2>
 {table([corner, *[str(label) for label in labels]], cm_rows)}
 {note}{images}
-<h2>Data checks</h2>
+{model_sections(evaluation)}<h2>Data checks</h2>
 {table(["check", "value"], check_rows)}
 <h3>Class counts (after cleaning)</h3>
 {table(["class", "rows"], class_rows)}

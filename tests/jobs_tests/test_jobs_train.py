@@ -83,7 +83,8 @@ def test_binary_run_writes_every_artifact_consistently(contract: Contract) -> No
     assert model["target"] == "label"
 
     report = (contract.output_data / "report.html").read_text()
-    assert report.count("data:image/png;base64,") == 3
+    # three test-split pictures, then one per model-development part the job produced
+    assert report.count("data:image/png;base64,") >= 6
     for text in ("Confusion matrix", "ROC curve", "Precision-recall curve", "Data checks"):
         assert text in report
     assert tree_digest(contract.train) == before

@@ -3,6 +3,7 @@ importance, calibration and the fairness audit, checked against scikit-learn."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import joblib
@@ -13,6 +14,7 @@ from jobs_helpers import Contract, imbalanced, make_contract
 from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score
 
 from jobs import data, train
+from jobs.search import FAMILIES
 
 
 @pytest.fixture
@@ -123,3 +125,69 @@ def test_a_missing_sensitive_feature_is_named(contract: Contract) -> None:
     assert train.main(contract.argv("--sensitive-features", "region,gender")) == 1
 
     assert "sensitive feature(s) gender not found" in contract.failure.read_text()
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+def _captions(report: str) -> list[str]:
+    return re.findall(r"<figcaption>([^<]*)</figcaption>", report)
+
+
+def test_report_has_a_section_and_a_picture_for_each_part(contract: Contract) -> None:
+    _frame().to_csv(contract.train / "d.csv", index=False)
+    assert train.main(contract.argv("--sensitive-features", "region")) == 0
+
+    ev = contract.evaluation()
+    report = (contract.output_data / "report.html").read_text()
+    for heading in (
+        "Model selection",
+        "Diagnosis",
+        "Calibration",
+        "Permutation importance (validation)",
+        "Fairness audit (test)",
+        "Data profile",
+    ):
+        assert f"<h2>{heading}</h2>" in report
+    captions = _captions(report)
+    assert {"Metrics vs threshold", "Reliability curve", "Per group: region"} <= set(captions)
+    assert "Permutation importance" in captions
+    for name in ev["partial_dependence"]["features"]:
+        assert f"Partial dependence: {name}" in captions
+    assert ("Learning curve" in captions) == ("learning_curve" in ev["diagnosis"])
+    # every candidate is a row of the selection table, the winner marked
+    section = report.split("<h2>Model selection</h2>")[1].split("<h2>")[0]
+    assert section.count("<td>winner</td>") == 1
+    assert len(ev["selection"]["candidates"]) == sum(
+        section.count(f"<td>{family}</td>") for family in FAMILIES
+    )
+
+
+def test_report_sections_are_left_out_when_the_job_has_no_such_part() -> None:
+    from jobs.report_model import model_pictures, model_sections
+
+    evaluation = {"labels": [0, 1, 2], "positive_label": None, "threshold": None}
+    assert model_sections(evaluation) == ""
+    assert model_pictures(evaluation, np.array([0, 1, 2]), np.eye(3)) == {}
+
+
+def test_confusion_matrix_picture_is_normalised_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.axes import Axes
+
+    from jobs.report import _pictures
+
+    seen: list[np.ndarray] = []
+    real = Axes.imshow
+
+    def spy(self: Axes, data: object, *args: object, **kwargs: object) -> object:
+        seen.append(np.asarray(data))
+        return real(self, data, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Axes, "imshow", spy)
+    # 990 negatives, 10 positives: in raw counts the minority row would look empty
+    cm = np.array([[980, 10], [5, 5]])
+    y = np.array([0] * 990 + [1] * 10)
+    proba = np.column_stack([1 - y * 0.8, y * 0.8])
+    pictures = _pictures(y, proba, [0, 1], 1, 0.5, cm)
+    assert "Confusion matrix" in pictures
+    np.testing.assert_allclose(seen[0], [[980 / 990, 10 / 990], [0.5, 0.5]])
