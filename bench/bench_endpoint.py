@@ -119,6 +119,7 @@ def in_process_limits(model_dir: Path, row: str, seconds: float) -> tuple[dict[s
     from threadpoolctl import threadpool_limits
 
     from jobs import inference
+    from jobs.calibrate import pipeline_of
 
     model = inference.model_fn(str(model_dir))
     body = row.encode()
@@ -134,7 +135,7 @@ def in_process_limits(model_dir: Path, row: str, seconds: float) -> tuple[dict[s
             {"bare": lambda: pipeline.predict_proba(x), "serving": serving}, seconds
         )
     timings |= _best_per_call({"bare_default": lambda: pipeline.predict_proba(x)}, seconds / 2)
-    return timings, type(pipeline.steps[-1][1]).__name__
+    return timings, type(pipeline_of(pipeline).steps[-1][1]).__name__
 
 
 # -------------------------------------------------------------------------- client
