@@ -81,6 +81,7 @@ REFERENCE_PREFIX = "reference/"  # the frozen reference set, changed by promote 
 REFERENCE_MANIFEST_KEY = "reference/current.json"
 CODE_BUNDLE_KEY = "code/jobs.tar.gz"
 DRIFT_STATE_KEY_PREFIX = "drift-state/"  # artifacts bucket: last capture key read
+GROUND_TRUTH_PREFIX = "ground-truth/"  # raw bucket: labels, Model Monitor's format
 
 MODEL_FILE = "model.joblib"
 EVALUATION_FILE = "evaluation.json"

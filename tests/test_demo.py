@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,6 +289,53 @@ def test_malformed_request_is_refused_and_the_endpoint_keeps_serving(loop: Loop)
     assert len(json.loads(body)["predictions"]) == 3
     endpoint = ops.endpoint(loop.target)
     assert endpoint is not None and endpoint["status"] == "InService"
+
+
+@pytest.mark.slow
+def test_predictions_carry_inference_ids_that_labels_join_on(
+    loop: Loop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_cli import run, text
+
+    monkeypatch.setattr("mlops.cli.serving.target_for", lambda stack, state_dir: loop.target)
+    rows = datasets.transactions(4, seed=3)
+    features = rows.drop(columns=["label"])
+    features.insert(0, "order", [f"order-{i}" for i in range(4)])
+    features.to_csv(tmp_path / "rows.csv", index=False)
+
+    predicted = run("predict", str(tmp_path / "rows.csv"), "--id-column", "order")
+    assert predicted.exit_code == 0, text(predicted)
+    lines = predicted.stdout.strip().splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"order-{i}" for i in range(4)]
+    assert all(line.split(",")[1] in ("0", "1") for line in lines), lines
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("inference_id,label\n" + "".join(f"order-{i},{i % 2}\n" for i in range(4)))
+    uploaded = run("label", str(labels))
+    assert uploaded.exit_code == 0, text(uploaded)
+    s3 = loop.target.client("s3")
+    bucket = loop.target.output("rawBucket")
+    [obj] = s3.list_objects_v2(Bucket=bucket, Prefix="ground-truth/")["Contents"]
+    assert re.fullmatch(r"ground-truth/\d{4}/\d\d/\d\d/\d\d/labels-[0-9a-f]{12}\.jsonl", obj["Key"])
+    records = [
+        json.loads(x)
+        for x in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().splitlines()
+    ]
+    assert records[1] == {
+        "groundTruthData": {"data": "1", "encoding": "CSV"},
+        "eventMetadata": {"eventId": "order-1"},
+        "eventVersion": "0",
+    }
+    assert loop.cloud.wait_idle(30)
+    capture = loop.target.output("captureBucket")
+    captured = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=capture):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=capture, Key=item["Key"])["Body"].read()
+            captured |= {
+                json.loads(x)["eventMetadata"].get("inferenceId") for x in body.splitlines()
+            }
+    assert {f"order-{i}" for i in range(4)} <= captured
 
 
 @pytest.mark.slow

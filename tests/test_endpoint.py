@@ -677,6 +677,18 @@ def test_capture_to_local_folder(model: LocalModel, tmp_path: Path) -> None:
     assert not list(tmp_path.rglob(".*.partial"))
 
 
+def test_capture_records_the_forwarded_inference_id(model: LocalModel, tmp_path: Path) -> None:
+    capture = CaptureWriter(endpoint_name="ep", directory=tmp_path)
+    for srv in _running(model, capture):
+        conn = _connect(srv)
+        headers = {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": "row-7"}
+        assert _call(conn, "POST", "/invocations", b"1,2", headers)[0] == 200
+        _post(conn, b"3,4", "text/csv")
+    capture.close()
+    metadata = [record["eventMetadata"] for _, record in _capture_lines(tmp_path)]
+    assert [m.get("inferenceId") for m in metadata] == ["row-7", None]
+
+
 def test_capture_sampling(tmp_path: Path) -> None:
     with CaptureWriter(endpoint_name="ep", directory=tmp_path / "none", sample_percent=0) as off:
         assert not any(off.capture(b"1,2", "text/csv", b"3\n", "text/csv") for _ in range(200))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from localcloud_helpers import (
@@ -88,6 +90,42 @@ def test_data_capture_is_written_to_the_configured_bucket(cloud: LocalCloud) -> 
     assert json.loads(record["captureData"]["endpointOutput"]["data"])["predictions"]
     summary = client(cloud, "sagemaker").describe_endpoint(EndpointName="churn")
     assert summary["DataCaptureConfig"]["CaptureStatus"] == "Started"
+
+
+def _captured(cloud: LocalCloud) -> list[dict[str, Any]]:
+    assert cloud.wait_idle(10)
+    s3 = client(cloud, "s3")
+    records = []
+    for obj in s3.list_objects_v2(Bucket=CAPTURE).get("Contents", []):
+        body = s3.get_object(Bucket=CAPTURE, Key=obj["Key"])["Body"].read()
+        records += [json.loads(line) for line in body.splitlines()]
+    return records
+
+
+def test_inference_ids_are_captured_given_or_generated(cloud: LocalCloud) -> None:
+    runtime = client(cloud, "sagemaker-runtime")
+
+    given = runtime.invoke_endpoint(
+        EndpointName="churn", Body=BODY, ContentType="application/json", InferenceId="order-17"
+    )
+    made = runtime.invoke_endpoint(EndpointName="churn", Body=BODY, ContentType="application/json")
+
+    headers = made["ResponseMetadata"]["HTTPHeaders"]
+    generated = headers["x-amzn-sagemaker-inference-id"]
+    assert str(uuid.UUID(generated)) == generated
+    assert given["ResponseMetadata"]["HTTPHeaders"]["x-amzn-sagemaker-inference-id"] == "order-17"
+    ids = sorted(r["eventMetadata"]["inferenceId"] for r in _captured(cloud))
+    assert ids == sorted(["order-17", generated])
+
+
+def test_a_bad_inference_id_is_refused_and_nothing_is_captured(cloud: LocalCloud) -> None:
+    runtime = client(cloud, "sagemaker-runtime")
+
+    with pytest.raises(runtime.exceptions.ValidationError, match="InferenceId"):
+        runtime.invoke_endpoint(
+            EndpointName="churn", Body=BODY, ContentType="application/json", InferenceId="x" * 65
+        )
+    assert _captured(cloud) == []
 
 
 def test_update_endpoint_swaps_the_config(cloud: LocalCloud) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import sys
 import webbrowser
 from pathlib import Path
@@ -18,18 +21,74 @@ def predict(
     source: Annotated[str, typer.Argument(help="CSV file of feature rows, or - for stdin")],
     content_type: Annotated[str, typer.Option(help="text/csv or application/json")] = "text/csv",
     accept: Annotated[str, typer.Option(help="Response type")] = "text/csv",
+    id_column: Annotated[
+        str | None,
+        typer.Option(help="CSV column of your own inference IDs (the first line is a header)"),
+    ] = None,
     stack: StackOpt = "local",
     state_dir: StateOpt = DEFAULT_STATE_DIR,
 ) -> None:
-    """Send rows to the deployed endpoint and print its predictions."""
-    from mlops import ops
+    """Send rows to the deployed endpoint and print each one's inference ID and prediction.
 
-    body = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    CSV rows go one request each, with an InferenceId (yours from --id-column, or a new
+    one): `mlops label` later joins true labels to them. A JSON body goes as one request."""
+    from mlops import labels, ops
+
+    body = sys.stdin.buffer.read() if source == "-" else _read(source)
+    target = target_for(stack, state_dir)
     try:
-        answer, _ = ops.predict(target_for(stack, state_dir), body, content_type, accept)
+        if "json" in content_type:
+            if id_column:
+                raise labels.LabelError("--id-column needs a CSV body (--content-type text/csv)")
+            answer, _ = ops.predict(target, body, content_type, accept)
+            sys.stdout.write(answer.decode())
+            return
+        lines, ids = labels.split_rows(body.decode("utf-8-sig"), id_column)
+        predictions = labels.predict_rows(target, lines, ids, accept)
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
-    sys.stdout.write(answer.decode())
+    json_answer = "json" in accept
+    for prediction in predictions:
+        if not prediction.answer:  # a header line the model skipped
+            continue
+        if json_answer:
+            doc = {"inference_id": prediction.inference_id, "answer": json.loads(prediction.answer)}
+            sys.stdout.write(json.dumps(doc) + "\n")
+        else:
+            sys.stdout.write(f"{_csv_cell(prediction.inference_id)},{prediction.answer}\n")
+
+
+def _csv_cell(value: str) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([value])
+    return buffer.getvalue()
+
+
+def _read(source: str) -> bytes:
+    path = Path(source)
+    if not path.is_file():
+        raise fail(f"{source}: no such file")
+    return path.read_bytes()
+
+
+@app.command()
+def label(
+    source: Annotated[Path, typer.Argument(help="CSV with the header inference_id,label")],
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Upload true labels for served predictions (ground truth, Model Monitor's format)."""
+    from mlops import labels
+
+    try:
+        uri, count, repeated = labels.upload_labels(target_for(stack, state_dir), source)
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{count} label(s) -> {uri}")
+    if repeated:
+        console.print(
+            f"{repeated} inference ID(s) repeat: the monitor keeps the last label of each"
+        )
 
 
 @app.command()

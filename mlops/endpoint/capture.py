@@ -44,6 +44,7 @@ class _Event:
     request_type: str
     response: bytes
     response_type: str
+    inference_id: str | None
 
 
 class CaptureWriter:
@@ -156,13 +157,23 @@ class CaptureWriter:
 
     # -- request path: keep it cheap ------------------------------------------------
 
-    def capture(self, request: bytes, content_type: str, response: bytes, accept: str) -> bool:
-        """Queue one invocation (if sampled in); True when it was queued."""
+    def capture(
+        self,
+        request: bytes,
+        content_type: str,
+        response: bytes,
+        accept: str,
+        inference_id: str | None = None,
+    ) -> bool:
+        """Queue one invocation (if sampled in); True when it was queued.
+
+        ``inference_id`` is the caller's ``InferenceId``: the key ground-truth labels
+        are joined on (``eventMetadata.inferenceId``)."""
         if self._closed or self.sample_percent <= 0:
             return False
         if self.sample_percent < 100 and self._random.random() * 100 >= self.sample_percent:
             return False
-        event = _Event(time.time(), request, content_type, response, accept)
+        event = _Event(time.time(), request, content_type, response, accept, inference_id)
         with self._cond:
             if len(self._buffer) >= self.max_buffered:
                 self.dropped += 1
@@ -197,14 +208,11 @@ class CaptureWriter:
                 "encoding": encoding,
             }
         when = datetime.fromtimestamp(event.when, UTC)
-        return {
-            "captureData": data,
-            "eventMetadata": {
-                "eventId": str(uuid.uuid4()),
-                "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-            "eventVersion": "0",
-        }
+        metadata = {"eventId": str(uuid.uuid4())}
+        if event.inference_id is not None:
+            metadata["inferenceId"] = event.inference_id
+        metadata["inferenceTime"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"captureData": data, "eventMetadata": metadata, "eventVersion": "0"}
 
     def _key(self, hour: str) -> str:
         parts = [self.prefix] if self.prefix else []

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from mlops.endpoint.server import EndpointServer
 
 TEXT = "text/plain; charset=utf-8"
+# InvokeEndpoint's InferenceId, as the SageMaker front end forwards it
+INFERENCE_ID_HEADER = b"x-amzn-sagemaker-inference-id"
 
 # (status, body, content type); a str body is a message, sent as UTF-8 text
 Answer = tuple[int, bytes | str, str]
@@ -58,5 +60,7 @@ def _invoke(server: EndpointServer, headers: dict[bytes, bytes], body: bytes) ->
         return exc.status, exc.message, TEXT
     capture = server.capture
     if capture is not None:  # queued before replying: an answered request is captured
-        capture.capture(body, content_type, result, result_type)
+        raw_id = headers.get(INFERENCE_ID_HEADER)
+        inference_id = None if raw_id is None else _text(raw_id)
+        capture.capture(body, content_type, result, result_type, inference_id)
     return HTTPStatus.OK, result, result_type

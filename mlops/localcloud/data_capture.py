@@ -38,6 +38,7 @@ class DataCapture:
         content_type: str,
         answer: bytes,
         answer_type: str,
+        inference_id: str | None = None,
     ) -> None:
         """Record one invocation, if ``config`` (a ``DataCaptureConfig``) asks for it."""
         if (
@@ -66,7 +67,7 @@ class DataCapture:
                 if writer is None:
                     return
                 self._writers[capture_key] = writer
-        writer.capture(body, content_type, answer, answer_type)
+        writer.capture(body, content_type, answer, answer_type, inference_id)
 
     def flush(self, close: bool = False) -> None:
         """Write every queued capture record now; with ``close`` the writers are done."""

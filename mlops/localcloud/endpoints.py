@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ from mlops.localcloud.data_capture import DataCapture
 from mlops.localcloud.model_cache import ModelCache, ModelLoader
 from mlops.localcloud.serving_state import EndpointFault, Serving, pick_variant, resolve
 from mlops.localcloud.update_endpoint import UpdateEndpointRequest, find_endpoint
+
+# boto3 sends InvokeEndpoint's InferenceId in this header; the answer echoes it
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+MAX_INFERENCE_ID = 64
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +248,7 @@ class EndpointHost:
             serving = resolve(backend, endpoint.endpoint_config_name)
             with self._lock:
                 serving = self._serving.setdefault(key, serving)
+        inference_id = inference_id_of(headers.get(INFERENCE_ID_HEADER))
         variant = pick_variant(serving, headers.get("X-Amzn-SageMaker-Target-Variant"))
         content_type = headers.get("Content-Type") or "application/octet-stream"
         accept = headers.get("Accept") or None
@@ -265,13 +271,40 @@ class EndpointHost:
             logger.exception("endpoint %s: invocation failed", name)
             raise _model_error(name, account, region, 500, f"{type(exc).__name__}: {exc}") from None
         self.captures.capture(
-            key, serving.capture, variant.name, region, body, content_type, answer, answer_type
+            key,
+            serving.capture,
+            variant.name,
+            region,
+            body,
+            content_type,
+            answer,
+            answer_type,
+            inference_id,
         )
         return (
             200,
-            {"Content-Type": answer_type, "x-Amzn-Invoked-Production-Variant": variant.name},
+            {
+                "Content-Type": answer_type,
+                "x-Amzn-Invoked-Production-Variant": variant.name,
+                INFERENCE_ID_HEADER: inference_id,
+            },
             answer,
         )
+
+
+def inference_id_of(given: str | None) -> str:
+    """The request's ``InferenceId`` (SageMaker's limits: 1-64 printable characters, not
+    starting with a space), or a new UUID when the caller sent none."""
+    if given is None:
+        return str(uuid.uuid4())
+    if not 1 <= len(given) <= MAX_INFERENCE_ID or given[0].isspace() or not given.isprintable():
+        raise EndpointFault(
+            400,
+            "ValidationError",
+            f"InferenceId {given[:80]!r} must be 1 to {MAX_INFERENCE_ID} printable characters "
+            "and not start with whitespace.",
+        )
+    return given
 
 
 def _model_error(name: str, account: str, region: str, status: int, message: str) -> EndpointFault:
