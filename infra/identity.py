@@ -16,6 +16,7 @@ SERVICES = {
     "retrain": "lambda.amazonaws.com",
     "promote": "lambda.amazonaws.com",
     "drift": "lambda.amazonaws.com",
+    "quality": "lambda.amazonaws.com",
     "ec2-training": "ec2.amazonaws.com",
 }
 
@@ -90,6 +91,16 @@ class Identity(pulumi.ComponentResource):
             "drift": key.apply(
                 lambda k: json.dumps(
                     policies.drift_policy(
+                        n,
+                        kms_key_arn=k,
+                        metric_namespace=args.metric_namespace,
+                        extra_model_data_urls=args.pinned_model_data_urls,
+                    )
+                )
+            ),
+            "quality": key.apply(
+                lambda k: json.dumps(
+                    policies.quality_policy(
                         n,
                         kms_key_arn=k,
                         metric_namespace=args.metric_namespace,

@@ -19,13 +19,15 @@ class MonitoringArgs:
     kms_key_arn: pulumi.Input[str]
     drift_threshold: float
     metric_namespace: str
+    quality_tolerance: float
+    quality_windows: int
     endpoint_latency_p99_ms: int
     alert_email: str | None = None
 
 
 class Monitoring(pulumi.ComponentResource):
     """SNS alert topic (KMS) and alarms on the endpoint (5XX, p99 latency: also the
-    blue/green rollback alarms), each Lambda's errors and DLQ depth, and drift.
+    blue/green rollback alarms), each Lambda's errors and DLQ depth, drift and quality.
 
     Alarms are created by their deterministic names, before the endpoint and the
     functions exist; until then they sit in OK (missing data is not breaching).
@@ -123,6 +125,21 @@ class Monitoring(pulumi.ComponentResource):
             period=3600,
             evaluation_periods=1,
             threshold=args.drift_threshold,
+        )
+        self._alarm(
+            name,
+            "quality",
+            description=(
+                "Live primary metric below the champion's test value by more than the "
+                "tolerance, windows in a row; its ALARM state starts retraining"
+            ),
+            namespace=args.metric_namespace,
+            metric_name=c.QUALITY_SHORTFALL_METRIC,
+            dimensions={"Model": n.job_prefix},
+            statistic="Maximum",
+            period=3600,
+            evaluation_periods=args.quality_windows,
+            threshold=args.quality_tolerance,
         )
         self.rollback_alarm_names = list(n.rollback_alarms)
         self.drift_alarm_name = n.drift_alarm

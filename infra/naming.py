@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from infra.config import Settings
 from lambdas import constants as c
 
-FUNCTIONS = ("retrain", "promote", "drift")
+FUNCTIONS = ("retrain", "promote", "drift", "quality")
 #: The single production variant of every endpoint config (blue/green deployments need
 #: the same variant name in the old and the new config).
 VARIANT_NAME = c.VARIANT_NAME
@@ -121,6 +121,10 @@ class Names:
     @property
     def drift_alarm(self) -> str:
         return self.alarm("drift")
+
+    @property
+    def quality_alarm(self) -> str:
+        return self.alarm("quality")
 
     @property
     def rollback_alarms(self) -> tuple[str, str]:

@@ -26,13 +26,13 @@ def lambda_code(lambdas_dir: Path) -> pulumi.AssetArchive:
     return pulumi.AssetArchive({"lambdas": pulumi.FileArchive(str(lambdas_dir))})
 
 
-def s3_object_created_pattern(raw_bucket: str) -> dict[str, Any]:
+def s3_object_created_pattern(raw_bucket: str, prefix: str = c.INCOMING_PREFIX) -> dict[str, Any]:
     return {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [raw_bucket]},
-            "object": {"key": [{"prefix": c.INCOMING_PREFIX}]},
+            "object": {"key": [{"prefix": prefix}]},
         },
     }
 
@@ -109,7 +109,9 @@ class Trigger:
     pattern: dict[str, Any] | None = None
 
 
-def triggers(n: Names, *, retrain_schedule: str, drift_schedule: str) -> list[Trigger]:
+def triggers(
+    n: Names, *, retrain_schedule: str, drift_schedule: str, quality_schedule: str
+) -> list[Trigger]:
     """Every EventBridge rule of the stack, in a fixed order."""
     return [
         Trigger("retrain-schedule", "retrain", "Scheduled retraining", schedule=retrain_schedule),
@@ -124,6 +126,12 @@ def triggers(n: Names, *, retrain_schedule: str, drift_schedule: str) -> list[Tr
             "retrain",
             "The drift alarm went to ALARM",
             pattern=alarm_state_pattern(n.drift_alarm),
+        ),
+        Trigger(
+            "quality-alarm",
+            "retrain",
+            "The model-quality alarm went to ALARM",
+            pattern=alarm_state_pattern(n.quality_alarm),
         ),
         Trigger(
             "training-state",
@@ -171,6 +179,18 @@ def triggers(n: Names, *, retrain_schedule: str, drift_schedule: str) -> list[Tr
             pattern=control_plane_pattern([c.RETRAIN_REQUEST], model=n.job_prefix),
         ),
         Trigger("drift-schedule", "drift", "Scheduled drift check", schedule=drift_schedule),
+        Trigger(
+            "quality-schedule",
+            "quality",
+            "Scheduled model-quality check",
+            schedule=quality_schedule,
+        ),
+        Trigger(
+            "ground-truth-created",
+            "quality",
+            "New labels under raw/ground-truth/",
+            pattern=s3_object_created_pattern(n.raw_bucket, c.GROUND_TRUTH_PREFIX),
+        ),
     ]
 
 
@@ -188,12 +208,13 @@ class RetrainingArgs:
     log_retention_days: int
     retrain_schedule: str
     drift_schedule: str
+    quality_schedule: str
     # The role policies: a function is created after them (Lambda checks the DLQ grant).
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
 class Retraining(pulumi.ComponentResource):
-    """Functions ``retrain``, ``promote``, ``drift``: own role, one environment from
+    """Functions ``retrain``, ``promote``, ``drift``, ``quality``: own role, one environment from
     :mod:`lambdas.constants`, timeout, reserved concurrency, X-Ray, an encrypted DLQ only
     the function's role can send to, a KMS-encrypted log group with retention; the
     EventBridge rules that invoke them; the idempotency table (on-demand, KMS, PITR)."""
@@ -275,7 +296,10 @@ class Retraining(pulumi.ComponentResource):
 
         self.rules = {}
         for trigger in triggers(
-            n, retrain_schedule=args.retrain_schedule, drift_schedule=args.drift_schedule
+            n,
+            retrain_schedule=args.retrain_schedule,
+            drift_schedule=args.drift_schedule,
+            quality_schedule=args.quality_schedule,
         ):
             function = self.functions[trigger.function]
             rule = aws.cloudwatch.EventRule(

@@ -46,6 +46,16 @@ def _rows_from_payload(content_type: str, text: str, features: Sequence[str]) ->
     raise ValueError(f"unsupported content type {content_type!r}")
 
 
+def record_rows(record: Any, features: Sequence[str]) -> list[list[Any]]:
+    """Feature rows of one capture record's request body."""
+    request = record["captureData"]["endpointInput"]
+    data, encoding = request["data"], str(request.get("encoding", "CSV")).upper()
+    content_type = str(request.get("observedContentType", "")).lower()
+    if encoding == "BASE64":
+        data = base64.b64decode(data).decode("utf-8")
+    return _rows_from_payload(content_type, str(data), features)
+
+
 def parse_capture(text: str, features: Sequence[str]) -> tuple[list[list[Any]], list[str]]:
     """Rows of the request bodies in one SageMaker capture file, and per-record errors."""
     rows: list[list[Any]] = []
@@ -54,13 +64,7 @@ def parse_capture(text: str, features: Sequence[str]) -> tuple[list[list[Any]], 
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            request = record["captureData"]["endpointInput"]
-            data, encoding = request["data"], str(request.get("encoding", "CSV")).upper()
-            content_type = str(request.get("observedContentType", "")).lower()
-            if encoding == "BASE64":
-                data = base64.b64decode(data).decode("utf-8")
-            rows += _rows_from_payload(content_type, str(data), features)
+            rows += record_rows(json.loads(line), features)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             errors.append(f"line {number}: {type(exc).__name__}: {exc}")
     return rows, errors

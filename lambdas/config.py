@@ -100,6 +100,12 @@ class Config:
     drift_threshold: float = float(c.DEFAULTS[c.DRIFT_THRESHOLD])
     drift_alarm_name: str | None = None
     drift_min_rows: int = int(c.DEFAULTS[c.DRIFT_MIN_ROWS])
+    quality_window_hours: int = int(c.DEFAULTS[c.QUALITY_WINDOW_HOURS])
+    quality_tolerance: float = float(c.DEFAULTS[c.QUALITY_TOLERANCE])
+    quality_windows: int = int(c.DEFAULTS[c.QUALITY_WINDOWS])
+    quality_min_rows: int = int(c.DEFAULTS[c.QUALITY_MIN_ROWS])
+    quality_alarm_name: str | None = None
+    feedback_to_training: bool = True
     metric_namespace: str = c.DEFAULTS[c.METRIC_NAMESPACE]
 
     @classmethod
@@ -129,6 +135,12 @@ class Config:
                 raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{name}={raw!r} is not finite")
+            return value
+
+        def positive(name: str, kind: Callable[[str], Any]) -> Any:
+            value = number(name, kind)
+            if value < 1:
+                raise ConfigError(f"{name}={value!r} must be at least 1")
             return value
 
         def flag(name: str) -> bool:
@@ -221,6 +233,12 @@ class Config:
             drift_threshold=number(c.DRIFT_THRESHOLD, float),
             drift_alarm_name=get(c.DRIFT_ALARM_NAME),
             drift_min_rows=number(c.DRIFT_MIN_ROWS, int),
+            quality_window_hours=positive(c.QUALITY_WINDOW_HOURS, int),
+            quality_tolerance=number(c.QUALITY_TOLERANCE, float),
+            quality_windows=positive(c.QUALITY_WINDOWS, int),
+            quality_min_rows=positive(c.QUALITY_MIN_ROWS, int),
+            quality_alarm_name=get(c.QUALITY_ALARM_NAME),
+            feedback_to_training=flag(c.FEEDBACK_TO_TRAINING),
             metric_namespace=text(c.METRIC_NAMESPACE),
         )
 
@@ -256,6 +274,7 @@ _FIELD_ENV = {
     "code_s3_uri": c.CODE_S3_URI,
     "launch_template_id": c.LAUNCH_TEMPLATE_ID,
     "drift_alarm_name": c.DRIFT_ALARM_NAME,
+    "quality_alarm_name": c.QUALITY_ALARM_NAME,
 }
 
 

@@ -65,6 +65,14 @@ DRIFT_ALARM_NAME = "MLOPS_DRIFT_ALARM_NAME"
 METRIC_NAMESPACE = "MLOPS_METRIC_NAMESPACE"
 DRIFT_MIN_ROWS = "MLOPS_DRIFT_MIN_ROWS"  # fewer captured rows: wait for more traffic
 
+# model quality from ground truth
+QUALITY_WINDOW_HOURS = "MLOPS_QUALITY_WINDOW_HOURS"  # predictions joined per run
+QUALITY_TOLERANCE = "MLOPS_QUALITY_TOLERANCE"  # shortfall of the primary metric allowed
+QUALITY_WINDOWS = "MLOPS_QUALITY_WINDOWS"  # breaches in a row that set the alarm
+QUALITY_MIN_ROWS = "MLOPS_QUALITY_MIN_ROWS"  # fewer labelled rows: estimates only
+QUALITY_ALARM_NAME = "MLOPS_QUALITY_ALARM_NAME"
+FEEDBACK_TO_TRAINING = "MLOPS_FEEDBACK_TO_TRAINING"  # labelled rows -> incoming/
+
 # control plane
 IDEMPOTENCY_TTL_DAYS = "MLOPS_IDEMPOTENCY_TTL_DAYS"  # how long a data version stays "done"
 CAPTURE_ENABLED = "MLOPS_CAPTURE_ENABLED"  # "auto" (instance only) | "true" | "false"
@@ -82,6 +90,8 @@ REFERENCE_MANIFEST_KEY = "reference/current.json"
 CODE_BUNDLE_KEY = "code/jobs.tar.gz"
 DRIFT_STATE_KEY_PREFIX = "drift-state/"  # artifacts bucket: last capture key read
 GROUND_TRUTH_PREFIX = "ground-truth/"  # raw bucket: labels, Model Monitor's format
+QUALITY_STATE_KEY_PREFIX = "quality-state/"  # artifacts bucket: breaches, labels fed back
+FEEDBACK_FILE_PREFIX = "feedback-"  # incoming/<date>/feedback-*.csv: joined labelled rows
 
 MODEL_FILE = "model.joblib"
 EVALUATION_FILE = "evaluation.json"
@@ -92,6 +102,10 @@ OUTPUT_ARCHIVE = "output.tar.gz"
 
 DEFAULT_METRIC_NAMESPACE = "MLOps"
 DRIFT_METRIC_NAME = "FeatureDriftPSI"  # dimensions: Model, Feature ("_max" for the max)
+QUALITY_METRIC = "ModelQuality"  # dimensions: Model, Metric
+QUALITY_ESTIMATED_METRIC = "ModelQualityEstimated"  # dimensions: Model, Metric (CBPE)
+QUALITY_SHORTFALL_METRIC = "ModelQualityShortfall"  # dimension Model: expected - realised
+LABELLED_ROWS_METRIC = "LabelledRows"  # dimension Model
 EVENT_SOURCE = "mlops.control-plane"  # source of manual/drift requests
 RETRAIN_REQUEST = "RetrainRequest"  # detail-type of a manual retrain request
 PROMOTE_REQUEST = "PromoteRequest"  # detail-type of a manual promote request
@@ -136,6 +150,11 @@ DEFAULTS: dict[str, str] = {
     DRIFT_THRESHOLD: "0.2",
     METRIC_NAMESPACE: DEFAULT_METRIC_NAMESPACE,
     DRIFT_MIN_ROWS: "50",
+    QUALITY_WINDOW_HOURS: "24",
+    QUALITY_TOLERANCE: "0.05",
+    QUALITY_WINDOWS: "2",
+    QUALITY_MIN_ROWS: "30",
+    FEEDBACK_TO_TRAINING: "true",
     IDEMPOTENCY_TTL_DAYS: "365",
     CAPTURE_ENABLED: "auto",
     MAX_RETRIES: "2",

@@ -41,12 +41,15 @@ class Labels:
     """Labels read from ground-truth files: the last one per inference ID wins."""
 
     by_id: dict[str, str] = field(default_factory=dict)
+    key_of: dict[str, str] = field(default_factory=dict)  # the file each kept label came from
+    last_key: str | None = None  # the last file read
     records: int = 0  # well-formed records read
     duplicates: int = 0  # records for an ID already labelled (the later one kept)
     malformed: list[str] = field(default_factory=list)  # "<key> line <n>: <why>"
 
     def add(self, key: str, text: str) -> None:
         """Read one file's records, in file order (call in key order: last wins)."""
+        self.last_key = key
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -59,6 +62,7 @@ class Labels:
             if inference_id in self.by_id:
                 self.duplicates += 1
             self.by_id[inference_id] = label
+            self.key_of[inference_id] = key
 
 
 def parse_record(line: str) -> tuple[str, str]:

@@ -33,10 +33,17 @@ def list_incoming(s3: Any, bucket: str) -> list[JsonDict]:
                     "version_id": version.get("VersionId") or "null",
                     "etag": version.get("ETag", "").strip('"'),
                     "size": int(version.get("Size", 0)),
+                    "source": source_of(version["Key"]),
                 }
             )
     objects.sort(key=lambda o: o["key"])
     return objects
+
+
+def source_of(key: str) -> str:
+    """``"feedback"`` for the quality monitor's joined labelled rows, else ``"ingested"``."""
+    name = key.rsplit("/", 1)[-1]
+    return "feedback" if name.startswith(c.FEEDBACK_FILE_PREFIX) else "ingested"
 
 
 def data_version(objects: Iterable[Mapping[str, Any]]) -> str:

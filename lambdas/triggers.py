@@ -1,7 +1,8 @@
 """The events that ask for a retrain, parsed (pure) into a :class:`Trigger`.
 
-Five EventBridge events, nothing else: new data under ``incoming/`` of the raw bucket, the
-schedule, the drift alarm going into ALARM, a manual ``RetrainRequest`` for this model, and
+Six EventBridge events, nothing else: new data under ``incoming/`` of the raw bucket (not
+the quality monitor's feedback files), the schedule, the drift or the quality alarm going
+into ALARM, a manual ``RetrainRequest`` for this model, and
 one of this model's training jobs ending: data that arrived while it ran (its triggers were
 skipped) is followed up then, and a job killed by the infrastructure is retried.
 """
@@ -24,7 +25,7 @@ JOB_ENDED = frozenset({"Completed", "Failed", "Stopped"})
 class Trigger:
     """Why a retrain was asked for: ``kind`` becomes the ``mlops:trigger`` tag."""
 
-    kind: str  # "s3" | "schedule" | "drift" | "manual" | "job-ended"
+    kind: str  # "s3" | "schedule" | "drift" | "quality" | "manual" | "job-ended"
     detail: Mapping[str, Any] = field(default_factory=dict)
     force: bool = False
 
@@ -56,6 +57,8 @@ def parse_trigger(event: Any, config: Config) -> Trigger:
             raise BadEvent(f"S3 key {key!r} is not under {c.INCOMING_PREFIX}")
         if not key.lower().endswith(DATA_SUFFIXES):
             raise BadEvent(f"S3 key {key!r} is not a .csv or .parquet file")
+        if key.rsplit("/", 1)[-1].startswith(c.FEEDBACK_FILE_PREFIX):
+            raise BadEvent(f"{key} is feedback from ground truth: the next retrain reads it")
         return Trigger("s3", {**meta, "bucket": bucket, "key": key})
     if (source, detail_type) == ("aws.events", "Scheduled Event"):
         resources = event.get("resources") or []
@@ -64,13 +67,19 @@ def parse_trigger(event: Any, config: Config) -> Trigger:
     if (source, detail_type) == ("aws.cloudwatch", "CloudWatch Alarm State Change"):
         alarm = detail.get("alarmName")
         state = (detail.get("state") or {}).get("value")
-        if not config.drift_alarm_name:
+        kinds = {config.drift_alarm_name: "drift", config.quality_alarm_name: "quality"}
+        kinds.pop(None, None)
+        if not kinds:
             raise BadEvent(f"alarm event for {alarm!r} but {c.DRIFT_ALARM_NAME} is not set")
-        if alarm != config.drift_alarm_name:
-            raise BadEvent(f"alarm {alarm!r} is not the drift alarm {config.drift_alarm_name!r}")
+        if alarm not in kinds:
+            raise BadEvent(
+                f"alarm {alarm!r} is not the drift alarm {config.drift_alarm_name!r} "
+                f"nor the quality alarm {config.quality_alarm_name!r}"
+            )
+        kind = kinds[alarm]
         if state != "ALARM":
-            raise BadEvent(f"drift alarm went to {state!r}, not ALARM: nothing to do")
-        return Trigger("drift", {**meta, "alarm": alarm})
+            raise BadEvent(f"{kind} alarm went to {state!r}, not ALARM: nothing to do")
+        return Trigger(kind, {**meta, "alarm": alarm})
     if (source, detail_type) == (c.EVENT_SOURCE, c.RETRAIN_REQUEST):
         model = detail.get("model")
         if model is None:

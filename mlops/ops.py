@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas import constants as c
-from lambdas import drift, inflight, promote, retrain
+from lambdas import drift, inflight, promote, quality, retrain
 from lambdas.aws import Clients
 from lambdas.config import Config
 from mlops.errors import MlopsError
@@ -95,6 +95,17 @@ def promote_job(target: Target, job_name: str) -> dict[str, Any]:
 
 def run_drift(target: Target) -> dict[str, Any]:
     return drift.handle({}, target.environ(), clients=_clients(target))
+
+
+def run_quality(target: Target) -> dict[str, Any]:
+    """The quality monitor now: the handler's own run over the current window."""
+    return quality.handle({}, target.environ(), clients=_clients(target))
+
+
+def quality_latest(target: Target) -> dict[str, Any] | None:
+    """The last quality run's summary (realised, estimated, counts, alarm), if any."""
+    config, clients = control_plane(target)
+    return quality.latest(config, clients)
 
 
 def jobs(target: Target, limit: int = 20) -> list[dict[str, Any]]:

@@ -130,7 +130,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
 def test_first_model_is_trained_approved_and_serving(loop: Loop) -> None:
     result = loop.result
     assert loop.cloud.exits == 1, "the demo did not leave its cloud's `with` exactly once"
-    assert result.resources == 107
+    assert result.resources == 125
     assert [j["status"] for j in result.jobs] == ["Completed"] * 3, result.jobs
     first, second, _ = (job["name"] for job in loop.oldest_first)
     assert [j["trigger"] for j in result.jobs] == ["s3", "s3", "s3"]
@@ -269,7 +269,7 @@ def test_evaluations_report_and_summary(loop: Loop) -> None:
     demo.print_summary(result, out)
     text = out.file.getvalue()  # type: ignore[attr-defined]
     assert "Training jobs" in text and "Model registry" in text and "Drift" in text
-    assert "107 resources deployed; 2000 predictions served" in text
+    assert "125 resources deployed; 2000 predictions served" in text
 
 
 # --- faults, in the same account after the loop ------------------------------------------
@@ -292,50 +292,66 @@ def test_malformed_request_is_refused_and_the_endpoint_keeps_serving(loop: Loop)
 
 
 @pytest.mark.slow
-def test_predictions_carry_inference_ids_that_labels_join_on(
+def test_labels_join_predictions_by_inference_id_into_live_quality(
     loop: Loop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from sklearn.metrics import f1_score, precision_score, recall_score
     from test_cli import run, text
 
-    monkeypatch.setattr("mlops.cli.serving.target_for", lambda stack, state_dir: loop.target)
-    rows = datasets.transactions(4, seed=3)
+    for module in ("serving", "model"):
+        monkeypatch.setattr(f"mlops.cli.{module}.target_for", lambda stack, state_dir: loop.target)
+    rows = datasets.transactions(60, fraud_rate=0.3, seed=3)
     features = rows.drop(columns=["label"])
-    features.insert(0, "order", [f"order-{i}" for i in range(4)])
+    features.insert(0, "order", [f"order-{i}" for i in range(60)])
     features.to_csv(tmp_path / "rows.csv", index=False)
 
     predicted = run("predict", str(tmp_path / "rows.csv"), "--id-column", "order")
     assert predicted.exit_code == 0, text(predicted)
-    lines = predicted.stdout.strip().splitlines()
-    assert [line.split(",")[0] for line in lines] == [f"order-{i}" for i in range(4)]
-    assert all(line.split(",")[1] in ("0", "1") for line in lines), lines
+    lines = [line.split(",") for line in predicted.stdout.strip().splitlines()]
+    assert [line[0] for line in lines] == [f"order-{i}" for i in range(60)]
+    said = [int(line[1]) for line in lines]
 
     labels = tmp_path / "labels.csv"
-    labels.write_text("inference_id,label\n" + "".join(f"order-{i},{i % 2}\n" for i in range(4)))
+    truth = rows["label"].tolist()
+    labels.write_text(
+        "inference_id,label\n" + "".join(f"order-{i},{y}\n" for i, y in enumerate(truth))
+    )
+    seen = len(loop.cloud.deliveries)
     uploaded = run("label", str(labels))
     assert uploaded.exit_code == 0, text(uploaded)
     s3 = loop.target.client("s3")
     bucket = loop.target.output("rawBucket")
     [obj] = s3.list_objects_v2(Bucket=bucket, Prefix="ground-truth/")["Contents"]
     assert re.fullmatch(r"ground-truth/\d{4}/\d\d/\d\d/\d\d/labels-[0-9a-f]{12}\.jsonl", obj["Key"])
-    records = [
-        json.loads(x)
-        for x in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().splitlines()
-    ]
-    assert records[1] == {
-        "groundTruthData": {"data": "1", "encoding": "CSV"},
-        "eventMetadata": {"eventId": "order-1"},
+    first = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().splitlines()[0])
+    assert first == {
+        "groundTruthData": {"data": str(truth[0]), "encoding": "CSV"},
+        "eventMetadata": {"eventId": "order-0"},
         "eventVersion": "0",
     }
-    assert loop.cloud.wait_idle(30)
-    capture = loop.target.output("captureBucket")
-    captured = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=capture):
-        for item in page.get("Contents", []):
-            body = s3.get_object(Bucket=capture, Key=item["Key"])["Body"].read()
-            captured |= {
-                json.loads(x)["eventMetadata"].get("inferenceId") for x in body.splitlines()
-            }
-    assert {f"order-{i}" for i in range(4)} <= captured
+
+    # the new label file reaches the quality function through its EventBridge rule
+    assert loop.cloud.wait_idle(60)
+    [delivery] = deliveries_of(loop.cloud.deliveries[seen:], "quality")
+    outcome = delivery["result"]
+    assert outcome["status"] in ("ok", "degraded"), outcome
+    realised = outcome["realised"]
+    assert realised["labelled_rows"] == 60
+    assert realised["f1"] == pytest.approx(f1_score(truth, said, zero_division=0))
+    assert realised["precision"] == pytest.approx(precision_score(truth, said, zero_division=0))
+    assert realised["recall"] == pytest.approx(recall_score(truth, said, zero_division=0))
+    feedback = outcome["feedback"]
+    assert feedback["rows"] == 60 and "/feedback-" in feedback["key"]
+    body = s3.get_object(Bucket=bucket, Key=feedback["key"])["Body"].read().decode()
+    assert body.splitlines()[0].endswith(",label") and len(body.splitlines()) == 61
+
+    again = run("quality", "--json")
+    assert again.exit_code == 0, text(again)
+    summary = json.loads(again.stdout)
+    assert set(summary) >= {"realised", "estimated", "counts", "alarm"}
+    assert summary["realised"]["f1"] == pytest.approx(realised["f1"])
+    assert set(summary["estimated"]) == {"precision", "recall", "f1"}
+    assert summary["counts"]["labelled_rows"] == 60
 
 
 @pytest.mark.slow

@@ -131,20 +131,20 @@ def _roles(cloud: LocalCloud) -> list[dict[str, Any]]:
 
 
 EXPECTED = {
-    "functions": 3,
+    "functions": 4,
     "buckets": 4,
     "package groups": 1,
-    "queues": 3,
+    "queues": 4,
     "topics": 1,
     "tables": 1,
-    "rules": 11,
-    "targets": 11,
-    "alarms": 9,
-    "roles": 5,
+    "rules": 14,
+    "targets": 14,
+    "alarms": 12,
+    "roles": 6,
     "keys": 1,
     "aliases": 1,
     "launch templates": 1,
-    "permissions": 11,
+    "permissions": 14,
 }
 
 
@@ -165,7 +165,7 @@ def test_failed_deploy_records_what_it_created(deploys: Deploys, cloud: LocalClo
     assert deploys.state_after_failure["outputs"] == {}, "an unfinished deploy has no outputs"
     assert types[FUNCTION] == 0
     assert types["aws:kms/key:Key"] == 1 and types["aws:s3/bucket:Bucket"] == 4
-    assert 0 < len(recorded) < 107
+    assert 0 < len(recorded) < 125
     assert deploys.inventory_after_failure["functions"] == 0
     assert deploys.inventory_after_failure["buckets"] == 4
     # every recorded id is real: the re-run reuses these, it does not create twins
@@ -176,8 +176,8 @@ def test_failed_deploy_records_what_it_created(deploys: Deploys, cloud: LocalClo
 
 
 def test_rerun_converges_to_the_full_stack(deploys: Deploys) -> None:
-    assert deploys.first.resource_count == 107
-    assert len(deploys.state_first["resources"]) == 107
+    assert deploys.first.resource_count == 125
+    assert len(deploys.state_first["resources"]) == 125
     assert dict(deploys.inventory_first) == EXPECTED
     assert deploys.state_first["outputs"] == deploys.first.outputs
     assert deploys.first.outputs["retrainFunctionName"] == f"{PREFIX}-retrain"
@@ -245,10 +245,15 @@ def test_key_rotates_and_dlqs_use_it(deploys: Deploys, cloud: LocalCloud) -> Non
     assert client(cloud, "kms").get_key_rotation_status(KeyId=key_arn)["KeyRotationEnabled"]
     sqs, lam = client(cloud, "sqs"), client(cloud, "lambda")
     dlqs = set()
-    for name in ("retrainFunctionName", "promoteFunctionName", "driftFunctionName"):
+    for name in (
+        "retrainFunctionName",
+        "promoteFunctionName",
+        "driftFunctionName",
+        "qualityFunctionName",
+    ):
         config = lam.get_function_configuration(FunctionName=deploys.first.outputs[name])
         dlqs.add(config["DeadLetterConfig"]["TargetArn"])
-    assert len(dlqs) == 3
+    assert len(dlqs) == 4
     for url in sqs.list_queues()["QueueUrls"]:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attributes["QueueArn"] in dlqs
@@ -266,7 +271,12 @@ def test_launch_template_requires_imdsv2(deploys: Deploys, cloud: LocalCloud) ->
 
 def test_lambda_environment_is_the_published_one(deploys: Deploys, cloud: LocalCloud) -> None:
     outputs, lam = deploys.first.outputs, client(cloud, "lambda")
-    for name in ("retrainFunctionName", "promoteFunctionName", "driftFunctionName"):
+    for name in (
+        "retrainFunctionName",
+        "promoteFunctionName",
+        "driftFunctionName",
+        "qualityFunctionName",
+    ):
         config = lam.get_function_configuration(FunctionName=outputs[name])
         assert config["Environment"]["Variables"] == outputs["lambdaEnvironment"], name
 
@@ -287,7 +297,7 @@ def test_destroy_removes_the_stack(deploys: Deploys, cloud: LocalCloud) -> None:
 
     # and up again after down: the same stack, nothing twice
     again = deploy(STACK, cloud.endpoint_url, deploys.state_dir, REPO_ROOT)
-    assert again.resource_count == 107
+    assert again.resource_count == 125
     assert dict(inventory(cloud)) == {**EXPECTED, "keys": 1}
     names = ("rawBucket", "retrainFunctionName", "idempotencyTable", "modelPackageGroupName")
     assert [again.outputs[n] for n in names] == [deploys.first.outputs[n] for n in names]

@@ -58,7 +58,7 @@ from lambdas import hosting
 
 ACCOUNT = MOCK_ACCOUNT_ID
 STACKS = ["dev", "prod"]
-FUNCTIONS = ["retrain", "promote", "drift"]
+FUNCTIONS = ["retrain", "promote", "drift", "quality"]
 BUCKET_ROLES = ["raw", "artifacts", "capture", "access-logs"]
 
 
@@ -270,6 +270,7 @@ def test_roles_trust_one_service_and_attach_no_managed_policy(run: ProgramRun) -
         "retrain": "lambda.amazonaws.com",
         "promote": "lambda.amazonaws.com",
         "drift": "lambda.amazonaws.com",
+        "quality": "lambda.amazonaws.com",
         "ec2-training": "ec2.amazonaws.com",
     }
     roles = {r.inputs["name"]: r for r in run.of_type(T_ROLE)}
@@ -288,7 +289,7 @@ def test_roles_trust_one_service_and_attach_no_managed_policy(run: ProgramRun) -
 def test_role_policies_are_scoped(run: ProgramRun) -> None:
     own_buckets = {f"arn:aws:s3:::{bucket_name(run, r)}" for r in BUCKET_ROLES}
     policies = run.of_type(T_ROLE_POLICY)
-    assert len(policies) == 6  # one per role + the retrain role's EC2 launch policy
+    assert len(policies) == 7  # one per role + the retrain role's EC2 launch policy
     for policy in policies:
         for s in document(policy)["Statement"]:
             where = f"{policy.name}/{s.get('Sid')}"
@@ -627,6 +628,8 @@ def test_function_environment_is_complete(run: ProgramRun, kind: str) -> None:
     assert env[c.CODE_S3_URI] == f"s3://{bucket_name(run, 'artifacts')}/{c.CODE_BUNDLE_KEY}"
     assert env[c.LAUNCH_TEMPLATE_ID] == one(run, "aws:ec2/launchTemplate:LaunchTemplate").id
     assert env[c.DRIFT_ALARM_NAME] == f"{prefix(run)}-drift"
+    assert env[c.QUALITY_ALARM_NAME] == f"{prefix(run)}-quality"
+    assert env[c.FEEDBACK_TO_TRAINING] == "true"
     assert json.loads(env[c.TRAINING_HYPERPARAMETERS]) == {}
     assert float(env[c.DRIFT_THRESHOLD]) == run.settings.drift_threshold
     assert env == run.outputs["lambdaEnvironment"]
@@ -673,6 +676,27 @@ def _rule(run: ProgramRun, kind: str) -> tuple[dict, dict, dict]:
                 "source": ["aws.cloudwatch"],
                 "detail-type": ["CloudWatch Alarm State Change"],
                 "detail": {"alarmName": [f"{p}-drift"], "state": {"value": ["ALARM"]}},
+            },
+        ),
+        (
+            "quality-alarm",
+            "retrain",
+            lambda p, s: {
+                "source": ["aws.cloudwatch"],
+                "detail-type": ["CloudWatch Alarm State Change"],
+                "detail": {"alarmName": [f"{p}-quality"], "state": {"value": ["ALARM"]}},
+            },
+        ),
+        (
+            "ground-truth-created",
+            "quality",
+            lambda p, s: {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {
+                    "bucket": {"name": [f"{p}-raw-{ACCOUNT}"]},
+                    "object": {"key": [{"prefix": "ground-truth/"}]},
+                },
             },
         ),
         (
@@ -732,6 +756,7 @@ def test_event_pattern_rules(run: ProgramRun, kind: str, function: str, pattern)
     [
         ("retrain-schedule", "retrain", "retrain_schedule"),
         ("drift-schedule", "drift", "drift_schedule"),
+        ("quality-schedule", "quality", "quality_schedule"),
     ],
 )
 def test_schedule_rules(run: ProgramRun, kind: str, function: str, setting: str) -> None:
@@ -778,7 +803,7 @@ def test_alert_email_subscribes() -> None:
 def test_alarms(run: ProgramRun) -> None:
     p = prefix(run)
     alarms = {a.inputs["name"]: a.inputs for a in run.of_type(T_ALARM)}
-    expected = {f"{p}-endpoint-5xx", f"{p}-endpoint-latency", f"{p}-drift"}
+    expected = {f"{p}-endpoint-5xx", f"{p}-endpoint-latency", f"{p}-drift", f"{p}-quality"}
     expected |= {f"{p}-{k}-errors" for k in FUNCTIONS} | {f"{p}-{k}-dlq-depth" for k in FUNCTIONS}
     assert set(alarms) == expected
     topic_arn = one(run, "aws:sns/topic:Topic").outputs["arn"]
@@ -807,6 +832,13 @@ def test_alarms(run: ProgramRun) -> None:
     assert drift["dimensions"] == {"Model": f"fraud-{run.stack}", "Feature": "_max"}
     assert drift["threshold"] == run.settings.drift_threshold
     assert drift["comparisonOperator"] == "GreaterThanThreshold"
+    quality = alarms[f"{p}-quality"]
+    assert (quality["metricName"], quality["dimensions"]) == (
+        c.QUALITY_SHORTFALL_METRIC,
+        {"Model": f"fraud-{run.stack}"},
+    )
+    assert quality["threshold"] == run.settings.quality_tolerance
+    assert quality["evaluationPeriods"] == run.settings.quality_windows
 
 
 # --- outputs ---------------------------------------------------------------------------
@@ -825,6 +857,7 @@ def test_outputs(run: ProgramRun) -> None:
         ("retrain", "retrainRoleArn"),
         ("promote", "promoteRoleArn"),
         ("drift", "driftRoleArn"),
+        ("quality", "qualityRoleArn"),
         ("ec2-training", "ec2TrainingRoleArn"),
     ]:
         assert o[output] == f"arn:aws:iam::{ACCOUNT}:role/{p}-{kind}"
@@ -836,6 +869,7 @@ def test_outputs(run: ProgramRun) -> None:
     assert o["endpointName"] == p
     assert o["modelName"] == f"fraud-{run.stack}"
     assert o["driftAlarmName"] == f"{p}-drift"
+    assert o["qualityAlarmName"] == f"{p}-quality"
     assert o["launchTemplateId"].startswith("lt-")
     assert o["ec2InstanceProfileArn"].endswith(f"instance-profile/{p}-ec2-training")
     assert o["region"] == "us-east-1"

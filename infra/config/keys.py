@@ -44,6 +44,32 @@ KEYS: tuple[Key, ...] = (
     Key("retrainSchedule", "rate(7 days)", "EventBridge schedule expression for retraining"),
     Key("driftSchedule", "rate(1 day)", "EventBridge schedule expression for the drift check"),
     _env_key("driftThreshold", c.DRIFT_THRESHOLD, "PSI above which the drift alarm fires (> 0)"),
+    Key("qualitySchedule", "rate(1 hour)", "EventBridge schedule of the model-quality monitor"),
+    _env_key(
+        "qualityWindowHours",
+        c.QUALITY_WINDOW_HOURS,
+        "hours of predictions each quality run joins to their labels (1..720)",
+    ),
+    _env_key(
+        "qualityTolerance",
+        c.QUALITY_TOLERANCE,
+        "how far the live primary metric may fall below the champion's test value, [0, 1]",
+    ),
+    _env_key(
+        "qualityWindows",
+        c.QUALITY_WINDOWS,
+        "runs in a row below the tolerance that set the quality alarm (retrain), 1..48",
+    ),
+    _env_key(
+        "qualityMinRows",
+        c.QUALITY_MIN_ROWS,
+        "fewest labelled predictions a window needs for realised metrics (1..100000)",
+    ),
+    _env_key(
+        "feedbackToTraining",
+        c.FEEDBACK_TO_TRAINING,
+        "true: labelled predictions become incoming/<date>/feedback-*.csv for the next retrain",
+    ),
     _env_key(
         "promotionMargin", c.PROMOTION_MARGIN, "challenger must beat the champion by this (>= 0)"
     ),

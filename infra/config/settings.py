@@ -23,6 +23,12 @@ class Settings:
     retrain_schedule: str
     drift_schedule: str
     drift_threshold: float
+    quality_schedule: str
+    quality_window_hours: int
+    quality_tolerance: float
+    quality_windows: int
+    quality_min_rows: int
+    feedback_to_training: str  # "true" | "false", as the functions read it
     promotion_margin: float
     min_minority_recall: float
     approval_mode: str

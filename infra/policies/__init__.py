@@ -17,6 +17,7 @@ from infra.policies.control_plane import (
     drift_policy,
     launch_training_host_policy,
     promote_policy,
+    quality_policy,
     retrain_policy,
 )
 from infra.policies.execution import ec2_training_policy, sagemaker_execution_policy
@@ -41,6 +42,7 @@ __all__ = [
     "kms_key_policy",
     "launch_training_host_policy",
     "promote_policy",
+    "quality_policy",
     "retrain_policy",
     "sagemaker_execution_policy",
     "topic_policy",

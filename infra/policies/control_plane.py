@@ -313,6 +313,72 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
     )
 
 
+def quality_policy(
+    n: Names,
+    *,
+    kms_key_arn: str,
+    metric_namespace: str,
+    extra_model_data_urls: Sequence[str] = (),
+) -> Document:
+    """Quality: join captured predictions to labels, publish, alarm, feed labelled rows back.
+
+    It reads the champion's ``evaluation.json`` (endpoint -> config -> model -> archive),
+    captures and ``ground-truth/`` labels; it writes only its state and new
+    ``incoming/<date>/feedback-*.csv`` files (never over raw data: it checks first)."""
+    capture_prefix = f"{n.endpoint}/"
+    feedback = f"{c.INCOMING_PREFIX}*/{c.FEEDBACK_FILE_PREFIX}"
+    statements = [
+        *_lambda_base(n, "quality", kms_key_arn),
+        _publish_alerts(n),  # quality below the champion's
+        list_prefixes("ListCapture", n, n.capture_bucket, [capture_prefix]),
+        allow("ReadCapture", ["s3:GetObject"], objects(n, n.capture_bucket, capture_prefix)),
+        # ListBucket on incoming/ makes the never-overwrite check a 404, not a 403
+        list_prefixes(
+            "ListLabelsAndFeedback", n, n.raw_bucket, [c.GROUND_TRUTH_PREFIX, c.INCOMING_PREFIX]
+        ),
+        allow("ReadLabels", ["s3:GetObject"], objects(n, n.raw_bucket, c.GROUND_TRUTH_PREFIX)),
+        # GetObject: HeadObject first, so a feedback file never replaces another
+        allow(
+            "WriteFeedback", ["s3:GetObject", "s3:PutObject"], objects(n, n.raw_bucket, feedback)
+        ),
+        list_prefixes(
+            "ListQualityStateAndModels",
+            n,
+            n.artifacts_bucket,
+            [c.QUALITY_STATE_KEY_PREFIX, c.TRAINING_PREFIX, c.MODELS_PREFIX],
+        ),
+        allow(
+            "ReadWriteQualityState",
+            ["s3:GetObject", "s3:PutObject"],
+            objects(n, n.artifacts_bucket, c.QUALITY_STATE_KEY_PREFIX),
+        ),
+        allow(
+            "ReadChampionEvaluation",
+            ["s3:GetObject"],
+            [
+                objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+                objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
+            ],
+        ),
+        put_metrics([metric_namespace]),
+        allow(
+            "RaiseQualityAlarm",
+            ["cloudwatch:SetAlarmState"],
+            n.alarm_arn(n.quality_alarm),
+        ),
+        allow(
+            "DescribeEndpoint",
+            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+            [n.sagemaker_arn("endpoint", n.endpoint), *_serving_names(n, "endpoint-config")],
+        ),
+        allow("DescribeServingModel", ["sagemaker:DescribeModel"], _serving_names(n, "model")),
+    ]
+    pinned = pinned_objects(n, extra_model_data_urls)
+    if pinned:
+        statements.append(allow("ReadPinnedModelEvaluation", ["s3:GetObject"], pinned))
+    return document(*statements)
+
+
 def drift_policy(
     n: Names,
     *,

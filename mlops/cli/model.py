@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,12 +71,52 @@ def drift(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) ->
     _print_outcome(outcome)
 
 
+@app.command()
+def quality(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object: realised, estimated, counts, alarm")
+    ] = False,
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Run the model-quality monitor now: captured predictions joined to their labels."""
+    from lambdas.quality import summary
+    from mlops import ops
+
+    with _quiet_handlers():
+        outcome = ops.run_quality(target_for(stack, state_dir))
+    if as_json:
+        sys.stdout.write(json.dumps(summary(outcome), default=str) + "\n")
+        return
+    status = outcome.get("status", "?")
+    colour = "green" if status == "ok" else "yellow"
+    console.print(f"[{colour}]{status}[/]: {outcome.get('reason', '')}")
+    if "counts" in outcome:
+        console.print(_quality_table(summary(outcome)))
+
+
+def _quality_table(latest: dict[str, Any]) -> Table:
+    table = Table(title=f"model quality: {latest.get('status')}")
+    for column in ("metric", "realised", "estimated (CBPE)"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    realised, estimated = latest.get("realised") or {}, latest.get("estimated") or {}
+    for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate", "pr_auc"):
+        table.add_row(name, _fmt(realised.get(name)), _fmt(estimated.get(name)))
+    counts = latest.get("counts") or {}
+    table.caption = ", ".join(f"{k}={v}" for k, v in counts.items() if v)
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 @contextmanager
 def _quiet_handlers() -> Iterator[None]:
     """The handlers log their outcome as JSON for CloudWatch; the CLI prints it instead."""
-    from lambdas import drift, promote, retrain
+    from lambdas import drift, promote, quality, retrain
 
-    loggers = [module.logger for module in (retrain, promote, drift)]
+    loggers = [module.logger for module in (retrain, promote, drift, quality)]
     levels = [logger.log_level for logger in loggers]
     for logger in loggers:
         logger.setLevel("ERROR")
@@ -133,6 +174,15 @@ def status(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -
     if scores:
         console.print(
             "drift (PSI): " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(scores.items()))
+        )
+    latest = ops.quality_latest(target)
+    if latest:
+        realised, estimated = latest.get("realised") or {}, latest.get("estimated") or {}
+        alarm = latest.get("alarm") or {}
+        console.print(
+            f"quality ({latest.get('status')}): f1 {_fmt(realised.get('f1'))} over "
+            f"{realised.get('labelled_rows', 0)} labelled rows, estimated "
+            f"{_fmt(estimated.get('f1'))}; breaches in a row: {alarm.get('breaches', 0)}"
         )
     guards = ops.training_guards(target)
     console.print(

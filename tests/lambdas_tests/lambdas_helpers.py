@@ -142,6 +142,9 @@ def evaluation(
     return {
         "task": "binary",
         "labels": [0, 1],
+        "positive_label": 1,
+        "target": "label",
+        "features": list(FEATURES),
         "n_train": 800,
         "n_validation": 100,
         "n_test": 100,

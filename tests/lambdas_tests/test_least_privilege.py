@@ -31,6 +31,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,10 @@ from infra.naming import Names
 from infra.program import lambda_environment
 from infra.serving import ServingArgs, serving_environment
 from lambdas import constants as c
-from lambdas import drift, promote, retrain
+from lambdas import drift, promote, quality, retrain
 from lambdas.aws import Clients
 from lambdas.config import Config
+from lambdas.ground_truth import ground_truth_record
 from lambdas.packages import update_package
 from lambdas.training import render_user_data
 from mlops.localcloud import update_endpoint
@@ -357,6 +359,10 @@ class World:
             return policies.promote_policy(
                 N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role
             )
+        if function == "quality":
+            return policies.quality_policy(
+                N, kms_key_arn=self.key_arn, metric_namespace=SETTINGS.metric_namespace
+            )
         return policies.drift_policy(
             N, kms_key_arn=self.key_arn, metric_namespace=SETTINGS.metric_namespace
         )
@@ -421,7 +427,7 @@ def _create_stack_resources() -> tuple[str, str]:
         ModelPackageGroupName=N.model_package_group
     )
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    for alarm in (N.drift_alarm, *N.rollback_alarms):
+    for alarm in (N.drift_alarm, N.quality_alarm, *N.rollback_alarms):
         cloudwatch.put_metric_alarm(
             AlarmName=alarm,
             Namespace=SETTINGS.metric_namespace,
@@ -511,6 +517,42 @@ def _capture_file(rows: list[list[Any]]) -> bytes:
         }
     }
     return json.dumps(record).encode()
+
+
+def _put_served_and_labelled(rows: int) -> None:
+    """``rows`` one-row predictions captured ten minutes ago, and wrong labels for them."""
+    when = datetime.now(UTC) - timedelta(minutes=10)
+    answer = {"predictions": [{"label": 1, "probabilities": {"0": 0.1, "1": 0.9}}]}
+    lines = [
+        json.dumps(
+            {
+                "captureData": {
+                    "endpointInput": {
+                        "observedContentType": "text/csv",
+                        "data": "30,basic",
+                        "encoding": "CSV",
+                    },
+                    "endpointOutput": {
+                        "observedContentType": "application/json",
+                        "data": json.dumps(answer),
+                        "encoding": "JSON",
+                    },
+                },
+                "eventMetadata": {
+                    "eventId": f"e-{i}",
+                    "inferenceId": f"id-{i}",
+                    "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                },
+            }
+        )
+        for i in range(rows)
+    ]
+    hour = when.strftime("%Y/%m/%d/%H")
+    _put(
+        N.capture_bucket, f"{N.endpoint}/{c.VARIANT_NAME}/{hour}/q.jsonl", "\n".join(lines).encode()
+    )
+    labels = "\n".join(ground_truth_record(f"id-{i}", "0") for i in range(rows))
+    _put(N.raw_bucket, f"{c.GROUND_TRUTH_PREFIX}{hour}/labels.jsonl", labels.encode())
 
 
 def _update_endpoint_standin(monkeypatch: pytest.MonkeyPatch, fail: dict[str, bool]) -> None:
@@ -661,6 +703,17 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
     over = run("drift: over the threshold", "drift", drift.handle, {})
     assert over["status"] == "drift" and over["alarm"] == N.drift_alarm, over
 
+    _put_served_and_labelled(40)
+    poor = run(
+        "quality: below the champion, feedback written",
+        "quality",
+        quality.handle,
+        {},
+        **{c.QUALITY_WINDOWS: "1"},
+    )
+    assert poor["status"] == "degraded" and poor["alarm"] == N.quality_alarm, poor
+    assert poor["feedback"]["rows"] == 40, poor
+
     _put(N.raw_bucket, "incoming/2024-05-04/batch-003.csv", b"age,plan,label\n44,pro,0\n")
     ec2 = run(
         "retrain: EC2 backend launches a host",
@@ -686,6 +739,7 @@ SCENARIOS = [
     "promote: a rollout's end is checked",
     "retrain: the champion's model goes to the next job",
     "drift: over the threshold",
+    "quality: below the champion, feedback written",
     "retrain: EC2 backend launches a host",
 ]
 
@@ -726,6 +780,13 @@ def _without(doc: dict[str, Any], sid: str) -> dict[str, Any]:
         ),
         ("drift: over the threshold", "DescribeServingModel", "sagemaker:DescribeModel"),
         ("drift: over the threshold", "ListCapture", "s3:ListBucket"),
+        ("quality: below the champion, feedback written", "ReadLabels", "s3:GetObject"),
+        ("quality: below the champion, feedback written", "WriteFeedback", "s3:PutObject"),
+        (
+            "quality: below the champion, feedback written",
+            "RaiseQualityAlarm",
+            "cloudwatch:SetAlarmState",
+        ),
         ("retrain: new data starts a job", "ListIncomingData", "s3:ListBucketVersions"),
         ("retrain: more data after the job", "RunTrainingJobs", "sagemaker:DescribeTrainingJob"),
         ("retrain: EC2 backend launches a host", "PassTrainingHostRole", "iam:PassRole"),
@@ -776,6 +837,12 @@ def test_the_evaluator_is_strict(world: World, need: Need, why: str) -> None:
         ("drift", "sagemaker:CreateTrainingJob", N.sagemaker_arn("training-job", f"{MODEL}-x")),
         ("drift", "sagemaker:CreateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
         ("drift", "iam:PassRole", N.role_arn("sagemaker")),
+        ("quality", "sagemaker:CreateTrainingJob", N.sagemaker_arn("training-job", f"{MODEL}-x")),
+        ("quality", "sagemaker:UpdateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
+        # raw data is never overwritten: only new feedback-* files, not a user's upload
+        ("quality", "s3:PutObject", f"arn:aws:s3:::{N.raw_bucket}/incoming/2024-05-01/day1.csv"),
+        ("quality", "s3:PutObject", f"arn:aws:s3:::{N.raw_bucket}/ground-truth/x.jsonl"),
+        ("quality", "cloudwatch:SetAlarmState", N.alarm_arn(N.drift_alarm)),
         ("retrain", "sagemaker:CreateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
         ("retrain", "sagemaker:UpdateEndpoint", N.sagemaker_arn("endpoint", N.endpoint)),
         ("retrain", "sagemaker:CreateModelPackage", N.sagemaker_arn("model-package", "g/1")),
@@ -811,7 +878,7 @@ NOT_CALLED_BY_THE_HANDLERS = {
     # the Lambda service and runtime use these with the function's role
     **{
         (role, sid, action): "Lambda service / runtime"
-        for role in ("retrain", "promote", "drift")
+        for role in ("retrain", "promote", "drift", "quality")
         for sid, action in [
             ("WriteOwnLogs", "logs:CreateLogStream"),
             ("WriteOwnLogs", "logs:PutLogEvents"),
@@ -840,6 +907,7 @@ NOT_CALLED_BY_THE_HANDLERS = {
     ("promote", "ListTrainingOutput", "s3:ListBucket"): "a missing object is a 404, not a 403",
     ("retrain", "ListReferenceSet", "s3:ListBucket"): "no reference set yet is a 404, not a 403",
     ("drift", "ListDriftStateAndBaselines", "s3:ListBucket"): "a missing object is a 404",
+    ("quality", "ListQualityStateAndModels", "s3:ListBucket"): "a missing object is a 404",
 }
 
 
