@@ -18,6 +18,7 @@ class MonitoringArgs:
     names: Names
     kms_key_arn: pulumi.Input[str]
     drift_threshold: float
+    drift_windows: int
     metric_namespace: str
     quality_tolerance: float
     quality_windows: int
@@ -123,7 +124,7 @@ class Monitoring(pulumi.ComponentResource):
             dimensions={"Model": n.job_prefix, "Feature": "_max"},
             statistic="Maximum",
             period=3600,
-            evaluation_periods=1,
+            evaluation_periods=args.drift_windows,
             threshold=args.drift_threshold,
         )
         self._alarm(

@@ -100,6 +100,9 @@ class Config:
     drift_threshold: float = float(c.DEFAULTS[c.DRIFT_THRESHOLD])
     drift_alarm_name: str | None = None
     drift_min_rows: int = int(c.DEFAULTS[c.DRIFT_MIN_ROWS])
+    drift_warn_threshold: float = float(c.DEFAULTS[c.DRIFT_WARN_THRESHOLD])
+    drift_windows: int = int(c.DEFAULTS[c.DRIFT_WINDOWS])
+    drift_min_share: float = float(c.DEFAULTS[c.DRIFT_MIN_SHARE])
     quality_window_hours: int = int(c.DEFAULTS[c.QUALITY_WINDOW_HOURS])
     quality_tolerance: float = float(c.DEFAULTS[c.QUALITY_TOLERANCE])
     quality_windows: int = int(c.DEFAULTS[c.QUALITY_WINDOWS])
@@ -233,6 +236,9 @@ class Config:
             drift_threshold=number(c.DRIFT_THRESHOLD, float),
             drift_alarm_name=get(c.DRIFT_ALARM_NAME),
             drift_min_rows=number(c.DRIFT_MIN_ROWS, int),
+            drift_warn_threshold=number(c.DRIFT_WARN_THRESHOLD, float),
+            drift_windows=positive(c.DRIFT_WINDOWS, int),
+            drift_min_share=number(c.DRIFT_MIN_SHARE, float),
             quality_window_hours=positive(c.QUALITY_WINDOW_HOURS, int),
             quality_tolerance=number(c.QUALITY_TOLERANCE, float),
             quality_windows=positive(c.QUALITY_WINDOWS, int),

@@ -64,6 +64,9 @@ DRIFT_THRESHOLD = "MLOPS_DRIFT_THRESHOLD"
 DRIFT_ALARM_NAME = "MLOPS_DRIFT_ALARM_NAME"
 METRIC_NAMESPACE = "MLOPS_METRIC_NAMESPACE"
 DRIFT_MIN_ROWS = "MLOPS_DRIFT_MIN_ROWS"  # fewer captured rows: wait for more traffic
+DRIFT_WARN_THRESHOLD = "MLOPS_DRIFT_WARN_THRESHOLD"  # PSI over this: a warning, no alarm
+DRIFT_WINDOWS = "MLOPS_DRIFT_WINDOWS"  # runs in a row over the threshold before the alarm
+DRIFT_MIN_SHARE = "MLOPS_DRIFT_MIN_SHARE"  # share of features that must drift (0: any one)
 
 # model quality from ground truth
 QUALITY_WINDOW_HOURS = "MLOPS_QUALITY_WINDOW_HOURS"  # predictions joined per run
@@ -147,7 +150,10 @@ DEFAULTS: dict[str, str] = {
     AUTOSCALING_MIN: "1",
     AUTOSCALING_MAX: "4",
     AUTOSCALING_TARGET: "200",
-    DRIFT_THRESHOLD: "0.2",
+    DRIFT_THRESHOLD: "0.25",
+    DRIFT_WARN_THRESHOLD: "0.1",
+    DRIFT_WINDOWS: "1",
+    DRIFT_MIN_SHARE: "0.0",
     METRIC_NAMESPACE: DEFAULT_METRIC_NAMESPACE,
     DRIFT_MIN_ROWS: "50",
     QUALITY_WINDOW_HOURS: "24",

@@ -10,8 +10,12 @@ run). A run:
    ``<endpoint>/<variant>/YYYY/MM/DD/HH/<MM-SS-mmm>-<uuid>.jsonl`` sorts by time;
 3. bins each feature's captured values with the baseline's bins and computes PSI;
 4. publishes ``FeatureDriftPSI`` per feature and for ``_max`` (dimensions Model, Feature);
-5. over ``MLOPS_DRIFT_THRESHOLD``: alerts and sets the drift alarm to ALARM; the alarm's
-   EventBridge rule invokes the retrain function (``CloudWatch Alarm State Change``).
+5. a feature drifts when its PSI is over ``MLOPS_DRIFT_THRESHOLD`` (0.25) and, for a
+   categorical one, a chi-squared test says its counts differ (p < 0.01); over
+   ``MLOPS_DRIFT_WARN_THRESHOLD`` (0.1) it is a warning. When at least
+   ``MLOPS_DRIFT_MIN_SHARE`` of the features drift (0: any one) for ``MLOPS_DRIFT_WINDOWS``
+   runs in a row, it alerts and sets the drift alarm to ALARM; the alarm's EventBridge rule
+   invokes the retrain function (``CloudWatch Alarm State Change``).
 
 No endpoint or champion, no new traffic, too little traffic, unreadable files: a clear
 logged outcome, never an exception. Too little traffic (fewer than
@@ -43,11 +47,19 @@ from lambdas.aws import (
 from lambdas.captures import parse_capture
 from lambdas.config import Config, JsonDict
 from lambdas.handling import iso, utcnow
-from lambdas.psi import feature_psi
+from lambdas.psi import feature_stats
 
 logger = Logger(service="mlops-drift")
 
 MAX_FILES_PER_RUN = 500
+# a categorical feature drifts only if its counts also fail a chi-squared test at this level:
+# PSI says how large the change is, the test that it is not the noise of a small sample
+SIGNIFICANCE = 0.01
+
+
+def _significant(stats: Mapping[str, Any]) -> bool:
+    p = stats.get("chi2_p")
+    return p is None or p < SIGNIFICANCE
 
 
 # --- champion and state -----------------------------------------------------------------------
@@ -187,7 +199,11 @@ def run_drift(
             logger.warning(f"capture file {key}: skipped {len(errors)} records: {errors[0]}")
         rows += file_rows
 
-    new_state = {"endpoint": config.endpoint_name, "variants": last, "updated_at": iso(now)}
+    new_state: JsonDict = {
+        "endpoint": config.endpoint_name,
+        "variants": last,
+        "updated_at": iso(now),
+    }
     if len(rows) < config.drift_min_rows and len(files) < max_files:
         if unreadable and not rows:
             # unreadable files never become readable: move past them
@@ -207,41 +223,79 @@ def run_drift(
         )
 
     scores: dict[str, float] = {}
+    tests: dict[str, JsonDict] = {}
     for index, feature in enumerate(features):
         spec = specs.get(feature)
         if not isinstance(spec, Mapping):
             continue
         try:
-            scores[feature] = round(feature_psi(spec, (row[index] for row in rows)), 6)
+            stats = feature_stats(spec, (row[index] for row in rows))
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning(f"feature {feature}: bad baseline spec: {error_text(exc)}")
+            continue
+        scores[feature] = round(float(stats["psi"] or 0.0), 6)
+        tests[feature] = {k: None if v is None else round(v, 6) for k, v in stats.items()}
     max_psi = max(scores.values(), default=0.0)
     _publish_metrics(config, clients, scores, max_psi, now)
+
+    drifted = sorted(
+        (f for f, v in scores.items() if v > config.drift_threshold and _significant(tests[f])),
+        key=lambda f: -scores[f],
+    )
+    warned = sorted(
+        (f for f, v in scores.items() if config.drift_warn_threshold < v and f not in drifted),
+        key=lambda f: -scores[f],
+    )
+    share = len(drifted) / len(scores) if scores else 0.0
+    over = bool(drifted) and share >= config.drift_min_share
+    same = state.get("endpoint") == config.endpoint_name
+    previous = int(state.get("windows_over", 0)) if same else 0
+    windows_over = previous + 1 if over else 0
+    new_state["windows_over"] = windows_over
     put_json(
         clients.s3, config.artifacts_bucket or "", _state_key(config), new_state, config.kms_key_arn
     )
-
-    drifted = sorted(
-        (f for f, v in scores.items() if v > config.drift_threshold), key=lambda f: -scores[f]
-    )
     result = {
         "psi": scores,
+        "tests": tests,
         "max_psi": max_psi,
         "rows": len(rows),
         "files": len(files),
         "champion": serving["model_name"],
         "drifted_features": drifted,
+        "drifted_share": round(share, 6),
+        "warned_features": warned,
+        "windows_over": windows_over,
         "unreadable": unreadable,
     }
-    if max_psi <= config.drift_threshold:
+    rule = (
+        f"PSI > {config.drift_threshold} (categorical: and chi-squared p < {SIGNIFICANCE}) on "
+        f">= {config.drift_min_share:.0%} of features, {config.drift_windows} run(s) in a row"
+    )
+    result["rule"] = rule
+    if not over:
+        status = "warn" if warned or drifted else "ok"
+        detail = (
+            f"; over {config.drift_warn_threshold}: {', '.join(warned + drifted)}"
+            if warned or drifted
+            else ""
+        )
         return _outcome(
-            "ok",
-            f"max PSI {max_psi:.4f} <= threshold {config.drift_threshold} over {len(rows)} rows",
+            status,
+            f"max PSI {max_psi:.4f} over {len(rows)} rows: no alarm ({rule}){detail}",
+            **result,
+        )
+    if windows_over < config.drift_windows:
+        return _outcome(
+            "drift-pending",
+            f"drifted: {', '.join(drifted)} ({share:.0%} of features); run "
+            f"{windows_over} of {config.drift_windows} before the alarm",
             **result,
         )
     reason = (
         f"max PSI {max_psi:.4f} > threshold {config.drift_threshold} over {len(rows)} rows; "
-        f"drifted: {', '.join(drifted)}"
+        f"drifted: {', '.join(drifted)} ({share:.0%} of features, "
+        f"{windows_over} run(s) in a row)"
     )
     publish_alert(
         clients.sns,

@@ -43,7 +43,18 @@ KEYS: tuple[Key, ...] = (
     _env_key("endpointMode", c.ENDPOINT_MODE, "serverless or instance"),
     Key("retrainSchedule", "rate(7 days)", "EventBridge schedule expression for retraining"),
     Key("driftSchedule", "rate(1 day)", "EventBridge schedule expression for the drift check"),
-    _env_key("driftThreshold", c.DRIFT_THRESHOLD, "PSI above which the drift alarm fires (> 0)"),
+    _env_key("driftThreshold", c.DRIFT_THRESHOLD, "PSI above which a feature drifts (> 0)"),
+    _env_key(
+        "driftWarnThreshold",
+        c.DRIFT_WARN_THRESHOLD,
+        "PSI above which a feature is a warning (>= 0)",
+    ),
+    _env_key("driftWindows", c.DRIFT_WINDOWS, "drift runs in a row before the alarm (1..48)"),
+    _env_key(
+        "driftMinShare",
+        c.DRIFT_MIN_SHARE,
+        "share of features that must drift for the alarm, [0, 1] (0: any one)",
+    ),
     Key("qualitySchedule", "rate(1 hour)", "EventBridge schedule of the model-quality monitor"),
     _env_key(
         "qualityWindowHours",

@@ -170,6 +170,15 @@ def load_settings(
     elif not _LAYER_RE.match(layer):
         raise r.fail("powertoolsLayerArn", layer, "a Lambda layer version ARN")
 
+    drift_threshold = r.number("driftThreshold", low=0.0, strict=True)
+    drift_warn_threshold = r.number("driftWarnThreshold", low=0.0)
+    if drift_warn_threshold > drift_threshold:
+        raise r.fail(
+            "driftWarnThreshold",
+            drift_warn_threshold,
+            f"a PSI at most mlops:driftThreshold ({drift_threshold}): warnings come first",
+        )
+
     return Settings(
         project=project,
         stack=stack,
@@ -178,7 +187,10 @@ def load_settings(
         endpoint_mode=r.choice("endpointMode", ENDPOINT_MODES),
         retrain_schedule=_schedule(r, "retrainSchedule"),
         drift_schedule=_schedule(r, "driftSchedule"),
-        drift_threshold=r.number("driftThreshold", low=0.0, strict=True),
+        drift_threshold=drift_threshold,
+        drift_warn_threshold=drift_warn_threshold,
+        drift_windows=r.integer("driftWindows", low=1, high=48),
+        drift_min_share=r.number("driftMinShare", low=0.0, high=1.0),
         quality_schedule=_schedule(r, "qualitySchedule"),
         quality_window_hours=r.integer("qualityWindowHours", low=1, high=720),
         quality_tolerance=r.number("qualityTolerance", low=0.0, high=1.0),

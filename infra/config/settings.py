@@ -23,6 +23,9 @@ class Settings:
     retrain_schedule: str
     drift_schedule: str
     drift_threshold: float
+    drift_warn_threshold: float
+    drift_windows: int
+    drift_min_share: float
     quality_schedule: str
     quality_window_hours: int
     quality_tolerance: float
