@@ -5,7 +5,9 @@ of the raw bucket (any event only starts a run). A run over the window
 ``[now - MLOPS_QUALITY_WINDOW_HOURS, now)``:
 
 1. finds the champion the endpoint serves and reads its ``evaluation.json`` (labels,
-   positive class, primary metric, features and its test metrics: the expectation);
+   positive class, primary metric, features and its test metrics: the expectation); the
+   window starts no earlier than the champion's endpoint config (older predictions were
+   another model's);
 2. reads the window's captured predictions that carry an ``inferenceId``, and the
    labels uploaded since the window began (:mod:`lambdas.quality_data`);
 3. joins them by inference ID; a label for the previous window's prediction is late, one
@@ -58,6 +60,7 @@ from lambdas.quality_metrics import ESTIMATED, REALISED, estimated, realised
 logger = Logger(service="mlops-quality")
 
 MAX_PROBLEMS = 20  # problems listed in the outcome (all are counted)
+ROLLOUT_SLACK = timedelta(minutes=1)
 
 
 def champion_spec(model_data_url: str, clients: Clients) -> JsonDict:
@@ -79,6 +82,14 @@ def champion_spec(model_data_url: str, clients: Clients) -> JsonDict:
         "primary_note": None if judged_by == primary else f"{primary} is not tracked live: f1",
         "expected": {k: evaluation.get("metrics", {}).get(k) for k in REALISED},
     }
+
+
+def _serving_since(clients: Clients, endpoint_config: str) -> datetime | None:
+    """When the champion's endpoint config was made, less ``ROLLOUT_SLACK`` (the new fleet
+    takes traffic minutes later; a prediction or two of the old one may slip in)."""
+    described = clients.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint_config)
+    created = described.get("CreationTime")
+    return created - ROLLOUT_SLACK if isinstance(created, datetime) else None
 
 
 def _state_key(config: Config) -> str:
@@ -104,6 +115,11 @@ def run_quality(config: Config, clients: Clients, *, now: datetime | None = None
         spec = champion_spec(serving["model_data_url"], clients)
     except (ClientError, OSError, EOFError, tarfile.TarError, ValueError, KeyError) as exc:
         return _outcome("no-evaluation", f"champion {serving['model_name']}: {error_text(exc)}")
+    since = _serving_since(clients, serving["endpoint_config"])
+    if since is not None and start < since < now:
+        # the previous champion's predictions are not this one's quality
+        start = since
+        window = {"start": iso(start), "end": iso(now), "from": "the champion's deployment"}
     problems: list[str] = []
     captured = read_captures(config, clients, start, now, spec, problems)
     labels = read_labels(config, clients, start, now, problems)

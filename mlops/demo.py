@@ -2,7 +2,9 @@
 
 deploy -> ingest day 1 -> train -> evaluate -> promote -> serve (captured) ->
 ingest shifted day 2 -> detect drift -> retrain -> gate the challenger -> ingest day 3
-with shuffled labels -> its challenger is refused on the reference set and data guard.
+with shuffled labels -> its challenger is refused on the reference set and data guard ->
+day 4's predictions get their labels late -> live F1 below the champion's -> the quality
+alarm retrains on the feedback rows -> that challenger is gated too.
 
 Every step goes through the deployed pieces: files land in the raw bucket, the
 event router hands the S3 event to the retrain handler, the job runner runs the
@@ -29,6 +31,7 @@ from mlops.errors import MlopsError
 from mlops.target import Target, from_outputs
 
 STACK = "local"
+QUALITY_ROWS = 600  # day-4 predictions later labelled (one request each)
 
 
 class DemoError(MlopsError, RuntimeError):
@@ -43,6 +46,7 @@ class DemoResult:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     packages: list[dict[str, Any]] = field(default_factory=list)
     drift: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
     predictions: int = 0
     endpoint: dict[str, Any] | None = None
     report: Path | None = None
@@ -163,6 +167,17 @@ def _loop(
         ops.ingest(target, [datasets.write_csv(day3, root / "data" / "day3.csv")], "2026-11-03")
         _wait(cloud, "day 3")
 
+    # day 4: a new kind of fraud the model has never seen (a share of ordinary-looking
+    # transactions turn out to be fraud); its labels arrive after the predictions
+    day4 = datasets.transactions(QUALITY_ROWS, fraud_rate=0.03, shift=1.0, seed=seed + 3)
+    day4 = day4.head(QUALITY_ROWS).copy()  # the generator adds a few duplicate rows
+    unseen = day4.sample(frac=0.05, random_state=seed).index
+    day4.loc[unseen, "label"] = 1
+    with _stage(
+        result, "day 4: late labels -> live F1 below the champion's -> alarm -> retrain", console
+    ):
+        result.quality = _late_labels(cloud, target, day4, root / "data")
+
     result.deliveries = list(cloud.deliveries)
     result.jobs = ops.jobs(target)
     for job in result.jobs:
@@ -172,6 +187,33 @@ def _loop(
     result.endpoint = ops.endpoint(target)
     if result.jobs and result.jobs[0]["status"] == "Completed":
         result.report = ops.report(target, result.jobs[0]["name"], root / "reports")
+
+
+def _late_labels(cloud: Any, target: Target, day: Any, folder: Path) -> dict[str, Any]:
+    """Serve ``day`` one row per request with inference IDs, then upload its true labels:
+    the quality function (started by the new label object) joins them, and its alarm asks
+    for a retrain that learns from the feedback rows."""
+    from mlops import labels
+
+    ids = [f"day4-{i}" for i in range(len(day))]
+    lines = datasets.features_csv(day).splitlines()
+    labels.predict_rows(target, lines, ids, "application/json")
+    _wait(cloud, "day-4 traffic")
+    path = folder / "day4-labels.csv"
+    path.write_text(
+        "inference_id,label\n"
+        + "".join(f"{i},{y}\n" for i, y in zip(ids, day["label"], strict=True))
+    )
+    seen = len(cloud.deliveries)
+    labels.upload_labels(target, path)
+    _wait(cloud, "quality")
+    for delivery in cloud.deliveries[seen:]:
+        outcome = delivery.get("result") or {}
+        if str(delivery.get("function", "")).endswith("-quality") and "counts" in outcome:
+            return dict(outcome)
+    raise DemoError(
+        f"quality: no run after the labels; deliveries: {_summary(cloud.deliveries[seen:])}"
+    )
 
 
 def _drift_rule(target: Target) -> str:
@@ -243,6 +285,23 @@ def print_summary(result: DemoResult, console: Console) -> None:
         for feature, score in sorted(result.drift.get("psi", {}).items(), key=lambda i: -i[1]):
             drift.add_row(feature, _fmt(score))
         console.print(drift)
+
+    if result.quality:
+        q = result.quality
+        quality = Table(
+            title=f"Model quality, day-4 predictions joined to late labels: {q.get('status')}"
+        )
+        for column in ("metric", "champion (test)", "live", "estimated (CBPE)"):
+            quality.add_column(column, justify="left" if column == "metric" else "right")
+        realised, estimated = q.get("realised") or {}, q.get("estimated") or {}
+        expected = q.get("expected") or {}
+        for name in ("precision", "recall", "f1", "pr_auc"):
+            quality.add_row(
+                name, _fmt(expected.get(name)), _fmt(realised.get(name)), _fmt(estimated.get(name))
+            )
+        feedback = (q.get("feedback") or {}).get("rows", 0)
+        quality.caption = f"{realised.get('labelled_rows', 0)} labelled rows; {feedback} fed back"
+        console.print(quality)
 
     events = Table(title="Control-plane deliveries (event -> handler -> outcome)")
     for column in ("event", "function", "outcome", "reason"):

@@ -131,9 +131,10 @@ def test_first_model_is_trained_approved_and_serving(loop: Loop) -> None:
     result = loop.result
     assert loop.cloud.exits == 1, "the demo did not leave its cloud's `with` exactly once"
     assert result.resources == 125
-    assert [j["status"] for j in result.jobs] == ["Completed"] * 3, result.jobs
-    first, second, _ = (job["name"] for job in loop.oldest_first)
-    assert [j["trigger"] for j in result.jobs] == ["s3", "s3", "s3"]
+    assert [j["status"] for j in result.jobs] == ["Completed"] * 4, result.jobs
+    first, second, _, _ = (job["name"] for job in loop.oldest_first)
+    # newest first: the quality alarm's retrain on day 4's feedback, then the three days
+    assert [j["trigger"] for j in result.jobs] == ["quality", "s3", "s3", "s3"]
 
     package1 = loop.package(1)
     assert package1["status"] == "Approved", package1
@@ -171,14 +172,15 @@ def test_alarm_retrain_request_is_a_duplicate_not_lost(loop: Loop) -> None:
     assert all(d["status"] == "succeeded" for d in deliveries), [
         (d["function"], d.get("error")) for d in deliveries if d["status"] != "succeeded"
     ]
-    [alarm] = deliveries_of(deliveries, RETRAIN, ALARM_EVENT)
+    [alarm, _] = deliveries_of(deliveries, RETRAIN, ALARM_EVENT)  # drift's, then quality's
+    assert alarm["event"]["detail"]["alarmName"].endswith("-drift")
     outcome = alarm["result"]
     assert outcome["status"] in {"duplicate", "skipped"}, outcome
     assert outcome["reason"]
     second = loop.oldest_first[1]["name"]
     # it points at the challenger it duplicates (or waits for), and starts no third job
     assert second in json.dumps(outcome), outcome
-    assert len(loop.result.jobs) == 3  # the third is day 3's data, not the alarm's
+    assert len(loop.result.jobs) == 4  # the third is day 3's data, the fourth the feedback
     started = [
         d for d in deliveries_of(deliveries, RETRAIN) if d["result"].get("status") == "started"
     ]
@@ -224,7 +226,8 @@ def test_lineage_lists_the_incoming_objects_per_job(loop: Loop) -> None:
     versions = s3.list_object_versions(Bucket=raw, Prefix="incoming/")["Versions"]
     in_s3 = {(v["Key"], v["VersionId"], v["ETag"].strip('"')) for v in versions}
     days = [f"incoming/2026-11-0{d}/day{d}.csv" for d in (1, 2, 3)]
-    expected_keys = [days[:1], days[:2], days]
+    feedback = loop.result.quality["feedback"]["key"]
+    expected_keys = [days[:1], days[:2], days, [*days, feedback]]
 
     for job, keys in zip(loop.oldest_first, expected_keys, strict=True):
         lineage = read_json(loop.target, "artifactsBucket", f"lineage/{job['name']}.json")
@@ -232,6 +235,7 @@ def test_lineage_lists_the_incoming_objects_per_job(loop: Loop) -> None:
         objects = lineage["objects"]
         assert sorted(o["key"] for o in objects) == keys, objects
         for obj in objects:
+            assert obj["source"] == ("feedback" if obj["key"] == feedback else "ingested")
             assert obj["bucket"] == raw
             assert obj["version_id"] not in ("", "null"), obj
             assert (obj["key"], obj["version_id"], obj["etag"].strip('"')) in in_s3, obj
@@ -269,7 +273,34 @@ def test_evaluations_report_and_summary(loop: Loop) -> None:
     demo.print_summary(result, out)
     text = out.file.getvalue()  # type: ignore[attr-defined]
     assert "Training jobs" in text and "Model registry" in text and "Drift" in text
+    assert "Model quality" in text and "estimated (CBPE)" in text
     assert "125 resources deployed; 2000 predictions served" in text
+
+
+@pytest.mark.slow
+def test_late_labels_show_quality_below_the_champion_and_retrain_on_them(loop: Loop) -> None:
+    quality = loop.result.quality
+    assert quality["status"] == "degraded", quality
+    assert quality["counts"]["labelled_rows"] == demo.QUALITY_ROWS
+    assert quality["counts"]["without_inference_id"] == 0
+    assert quality["window"]["from"] == "the champion's deployment"
+    expected = quality["expected"]["f1"]
+    assert quality["realised"]["f1"] < expected - 0.05, quality
+    assert quality["alarm"] == loop.target.output("qualityAlarmName")
+    assert quality["feedback"]["rows"] == demo.QUALITY_ROWS
+    retrain = [
+        d
+        for d in deliveries_of(loop.result.deliveries, RETRAIN, ALARM_EVENT)
+        if d["event"]["detail"]["alarmName"] == quality["alarm"]
+    ]
+    assert [d["result"]["status"] for d in retrain] == ["started"], retrain
+    fourth = loop.oldest_first[3]["name"]
+    assert job_of_delivery(retrain[0]) == fourth
+    package4 = loop.package(4)
+    assert package4["status"] in {"Rejected", "PendingManualApproval"}, (
+        package4
+    )  # day 3 still there
+    assert f"/{fourth}/" in package4["model_data"]
 
 
 # --- faults, in the same account after the loop ------------------------------------------
@@ -321,7 +352,11 @@ def test_labels_join_predictions_by_inference_id_into_live_quality(
     assert uploaded.exit_code == 0, text(uploaded)
     s3 = loop.target.client("s3")
     bucket = loop.target.output("rawBucket")
-    [obj] = s3.list_objects_v2(Bucket=bucket, Prefix="ground-truth/")["Contents"]
+    [obj] = [
+        o
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix="ground-truth/")["Contents"]
+        if "/labels-" in o["Key"]
+    ]
     assert re.fullmatch(r"ground-truth/\d{4}/\d\d/\d\d/\d\d/labels-[0-9a-f]{12}\.jsonl", obj["Key"])
     first = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().splitlines()[0])
     assert first == {
@@ -330,18 +365,23 @@ def test_labels_join_predictions_by_inference_id_into_live_quality(
         "eventVersion": "0",
     }
 
-    # the new label file reaches the quality function through its EventBridge rule
+    # the new label file reaches the quality function through its EventBridge rule; it
+    # joins these 60 beside day 4's, every prediction the champion made in the window
     assert loop.cloud.wait_idle(60)
     [delivery] = deliveries_of(loop.cloud.deliveries[seen:], "quality")
     outcome = delivery["result"]
     assert outcome["status"] in ("ok", "degraded"), outcome
+    joined = _join_by_hand(loop.target)
+    assert joined["order-0"] == (truth[0], said[0])
+    truths = [t for t, _ in joined.values()]
+    preds = [p for _, p in joined.values()]
     realised = outcome["realised"]
-    assert realised["labelled_rows"] == 60
-    assert realised["f1"] == pytest.approx(f1_score(truth, said, zero_division=0))
-    assert realised["precision"] == pytest.approx(precision_score(truth, said, zero_division=0))
-    assert realised["recall"] == pytest.approx(recall_score(truth, said, zero_division=0))
+    assert realised["labelled_rows"] == len(joined) == 60 + demo.QUALITY_ROWS
+    assert realised["f1"] == pytest.approx(f1_score(truths, preds, zero_division=0))
+    assert realised["precision"] == pytest.approx(precision_score(truths, preds, zero_division=0))
+    assert realised["recall"] == pytest.approx(recall_score(truths, preds, zero_division=0))
     feedback = outcome["feedback"]
-    assert feedback["rows"] == 60 and "/feedback-" in feedback["key"]
+    assert feedback["rows"] == 60 and "/feedback-" in feedback["key"]  # only the new labels
     body = s3.get_object(Bucket=bucket, Key=feedback["key"])["Body"].read().decode()
     assert body.splitlines()[0].endswith(",label") and len(body.splitlines()) == 61
 
@@ -351,7 +391,38 @@ def test_labels_join_predictions_by_inference_id_into_live_quality(
     assert set(summary) >= {"realised", "estimated", "counts", "alarm"}
     assert summary["realised"]["f1"] == pytest.approx(realised["f1"])
     assert set(summary["estimated"]) == {"precision", "recall", "f1"}
-    assert summary["counts"]["labelled_rows"] == 60
+    assert summary["counts"]["labelled_rows"] == 60 + demo.QUALITY_ROWS
+
+
+def _join_by_hand(target: Target) -> dict[str, tuple[int, int]]:
+    """inference id -> (true label, served label), read straight from the buckets."""
+    s3 = target.client("s3")
+
+    def records(bucket: str, prefix: str) -> list[dict[str, Any]]:
+        found = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                found += [json.loads(line) for line in body.splitlines() if line.strip()]
+        return found
+
+    served = {}
+    for record in records(target.output("captureBucket"), ""):
+        inference_id = record["eventMetadata"].get("inferenceId")
+        output = record["captureData"]["endpointOutput"]
+        if "json" not in output["observedContentType"]:
+            rows = output["data"].strip().splitlines()
+            if len(rows) == 1:
+                served[inference_id] = int(rows[0].split(",")[0])
+            continue
+        answer = json.loads(output["data"])
+        if len(answer["predictions"]) == 1:
+            served[inference_id] = int(answer["predictions"][0]["label"])
+    truth = {
+        r["eventMetadata"]["eventId"]: int(r["groundTruthData"]["data"])
+        for r in records(target.output("rawBucket"), "ground-truth/")
+    }
+    return {i: (truth[i], served[i]) for i in truth if i in served}
 
 
 @pytest.mark.slow
@@ -369,7 +440,7 @@ def test_crashing_training_job_alerts_and_leaves_the_champion(loop: Loop) -> Non
     assert cloud.wait_idle(180)
 
     jobs = ops.jobs(target)
-    assert len(jobs) == 4
+    assert len(jobs) == 5
     crashed = jobs[0]
     assert crashed["status"] == "Failed", crashed
     assert "unlabelled.csv" in crashed["failure"] and "label" in crashed["failure"], crashed

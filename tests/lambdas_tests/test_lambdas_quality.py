@@ -5,7 +5,7 @@ The realised numbers are checked against scikit-learn's on the same joined rows.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -284,3 +284,32 @@ def test_no_champion_is_a_clear_outcome(stack: Stack) -> None:
 
     assert outcome["status"] == "no-champion"
     assert ENDPOINT in outcome["reason"]
+
+
+def test_the_window_starts_when_the_champion_began_serving(stack: Stack) -> None:
+    _champion(stack)
+    deployed = datetime.now(UTC)
+    before = (deployed - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    after = (deployed + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = [_capture(f"old-{i}", [30, "basic"], 0.9, before) for i in range(40)]
+    new = [_capture(f"new-{i}", [30, "basic"], 0.9, after) for i in range(40)]
+    for name, lines, when in (
+        ("old", old, deployed - timedelta(hours=1)),
+        ("new", new, deployed + timedelta(hours=1)),
+    ):
+        _put(stack, CAPTURE, f"{ENDPOINT}/AllTraffic/{when:%Y/%m/%d/%H}/{name}.jsonl", lines)
+    pairs = [(f"old-{i}", 0) for i in range(40)] + [(f"new-{i}", 1) for i in range(40)]
+    lines = [ground_truth_record(i, str(label)) for i, label in pairs]
+    _put(
+        stack,
+        RAW,
+        f"{c.GROUND_TRUTH_PREFIX}{deployed + timedelta(hours=1):%Y/%m/%d/%H}/l.jsonl",
+        lines,
+    )
+
+    outcome = quality.run_quality(_config(stack), stack.clients, now=deployed + timedelta(hours=2))
+
+    assert outcome["window"]["from"] == "the champion's deployment"
+    assert outcome["counts"]["labelled_rows"] == 40  # only this champion's predictions
+    assert outcome["counts"]["late_labels"] == 40
+    assert outcome["realised"]["precision"] == 1.0

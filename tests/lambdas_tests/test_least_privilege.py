@@ -31,7 +31,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -520,8 +520,8 @@ def _capture_file(rows: list[list[Any]]) -> bytes:
 
 
 def _put_served_and_labelled(rows: int) -> None:
-    """``rows`` one-row predictions captured ten minutes ago, and wrong labels for them."""
-    when = datetime.now(UTC) - timedelta(minutes=10)
+    """``rows`` one-row predictions captured just now, and wrong labels for them."""
+    when = datetime.now(UTC)
     answer = {"predictions": [{"label": 1, "probabilities": {"0": 0.1, "1": 0.9}}]}
     lines = [
         json.dumps(
