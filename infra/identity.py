@@ -21,6 +21,19 @@ SERVICES = {
 }
 
 
+def _trust(n: Names, service: str) -> dict[str, object]:
+    """The role's trust policy, with the confused-deputy guard where the service sets it."""
+    if service == "sagemaker.amazonaws.com":
+        return policies.assume_role_policy(
+            service,
+            source_account=n.account_id,
+            source_arn=n.arn("sagemaker", "*"),
+        )
+    if service == "lambda.amazonaws.com":
+        return policies.assume_role_policy(service, source_account=n.account_id)
+    return policies.assume_role_policy(service)
+
+
 @dataclass
 class IdentityArgs:
     names: Names
@@ -47,7 +60,7 @@ class Identity(pulumi.ComponentResource):
                 f"{name}-{kind}",
                 name=n.role(kind),
                 description=f"{n.prefix}: {kind}",
-                assume_role_policy=json.dumps(policies.assume_role_policy(service)),
+                assume_role_policy=json.dumps(_trust(n, service)),
                 max_session_duration=3600,
                 opts=child,
             )

@@ -286,7 +286,7 @@ def test_key_policy_has_no_kms_star_and_conditions_every_service() -> None:
     account = statement(doc, "AccountAdministersAndUsesKeyThroughIam")
     assert account["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
     logs = statement(doc, "CloudWatchLogsEncryptsThisStacksLogGroups")
-    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
+    assert logs["Condition"]["StringLike"]["kms:EncryptionContext:aws:logs:arn"] == (
         "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/mlops-dev-fraud-*"
     )
 
@@ -297,7 +297,7 @@ def test_bucket_policy_denies_plain_http_and_old_tls() -> None:
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert statement(doc, "DenyOutdatedTls")["Condition"] == {
-        "NumericLessThan": {"s3:TlsVersion": "1.2"}
+        "NumericLessThan": {"s3:TlsVersion": 1.2}
     }
     assert [s for s in statements(doc) if s["Effect"] == "Allow"] == []
 

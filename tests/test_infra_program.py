@@ -280,6 +280,14 @@ def test_roles_trust_one_service_and_attach_no_managed_policy(run: ProgramRun) -
         (trust,) = document(role, "assumeRolePolicy")["Statement"]
         assert trust["Principal"] == {"Service": service}
         assert trust["Action"] == "sts:AssumeRole"
+        # the confused-deputy guard, where the service sets the keys (EC2 does not)
+        guard = trust.get("Condition", {})
+        if kind == "ec2-training":
+            assert guard == {}, guard
+        else:
+            assert guard["StringEquals"] == {"aws:SourceAccount": ACCOUNT}, kind
+        if kind == "sagemaker":
+            assert guard["ArnLike"] == {"aws:SourceArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:*"}
         assert "managedPolicyArns" not in role.inputs
     assert run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
     profile = one(run, "aws:iam/instanceProfile:InstanceProfile")

@@ -67,7 +67,8 @@ def kms_key_policy(n: Names) -> Document:
             ],
             "*",
             Principal={"Service": f"logs.{n.region}.amazonaws.com"},
-            Condition={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": logs_context}},
+            # the encryption-context key is a string (ArnLike is a type mismatch)
+            Condition={"StringLike": {"kms:EncryptionContext:aws:logs:arn": logs_context}},
         ),
         allow(
             # Alarms publish to the KMS-encrypted alert topic.

@@ -34,7 +34,8 @@ def bucket_policy(n: Names, bucket: str, log_source_buckets: Sequence[str] = ())
             "Principal": {"AWS": "*"},
             "Action": "s3:*",
             "Resource": resources,
-            "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+            # a number: s3:TlsVersion is a numeric key (a string is a type mismatch)
+            "Condition": {"NumericLessThan": {"s3:TlsVersion": 1.2}},
         },
     ]
     if log_source_buckets:
