@@ -313,6 +313,64 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
     )
 
 
+def _watch_serving(
+    n: Names,
+    kind: str,
+    *,
+    kms_key_arn: str,
+    metric_namespace: str,
+    extra_model_data_urls: Sequence[str],
+    state_prefix: str,
+    sids: tuple[str, str, str, str, str],
+    alarm_name: str,
+) -> list[Statement]:
+    """What a monitor of the serving model needs: its own state, the captured traffic, the
+    champion's archive (endpoint -> config -> model: a promoted model under ``models/`` or
+    ``training/``, or the pinned one), metrics, its alarm and alerts.
+
+    ``sids``: (list state and archives, read/write state, read archives, raise the alarm,
+    read the pinned archive)."""
+    list_sid, state_sid, read_sid, alarm_sid, pinned_sid = sids
+    capture_prefix = f"{n.endpoint}/"  # SageMaker writes <endpoint>/<variant>/YYYY/…
+    statements = [
+        *_lambda_base(n, kind, kms_key_arn),
+        _publish_alerts(n),
+        list_prefixes("ListCapture", n, n.capture_bucket, [capture_prefix]),
+        allow("ReadCapture", ["s3:GetObject"], objects(n, n.capture_bucket, capture_prefix)),
+        # ListBucket makes a missing object a 404 rather than a 403 (the first run has no
+        # state yet: get_json returns None).
+        list_prefixes(
+            list_sid, n, n.artifacts_bucket, [state_prefix, c.TRAINING_PREFIX, c.MODELS_PREFIX]
+        ),
+        allow(
+            state_sid,
+            ["s3:GetObject", "s3:PutObject"],
+            objects(n, n.artifacts_bucket, state_prefix),
+        ),
+        allow(
+            read_sid,
+            ["s3:GetObject"],
+            [
+                objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
+                objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
+            ],
+        ),
+        put_metrics([metric_namespace]),
+        allow(alarm_sid, ["cloudwatch:SetAlarmState"], n.alarm_arn(alarm_name)),
+        allow(
+            "DescribeEndpoint",
+            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+            [n.sagemaker_arn("endpoint", n.endpoint), *_serving_names(n, "endpoint-config")],
+        ),
+        # the served model's ModelDataUrl (-> its archive)
+        allow("DescribeServingModel", ["sagemaker:DescribeModel"], _serving_names(n, "model")),
+    ]
+    pinned = pinned_objects(n, extra_model_data_urls)
+    if pinned:
+        statements.append(allow(pinned_sid, ["s3:GetObject"], pinned))
+    return statements
+
+
 def quality_policy(
     n: Names,
     *,
@@ -322,16 +380,27 @@ def quality_policy(
 ) -> Document:
     """Quality: join captured predictions to labels, publish, alarm, feed labelled rows back.
 
-    It reads the champion's ``evaluation.json`` (endpoint -> config -> model -> archive),
-    captures and ``ground-truth/`` labels; it writes only its state and new
-    ``incoming/<date>/feedback-*.csv`` files (never over raw data: it checks first)."""
-    capture_prefix = f"{n.endpoint}/"
+    It reads the champion's ``evaluation.json``, captures and ``ground-truth/`` labels; it
+    writes only its state and new ``incoming/<date>/feedback-*.csv`` files (never over raw
+    data: it checks first)."""
     feedback = f"{c.INCOMING_PREFIX}*/{c.FEEDBACK_FILE_PREFIX}"
-    statements = [
-        *_lambda_base(n, "quality", kms_key_arn),
-        _publish_alerts(n),  # quality below the champion's
-        list_prefixes("ListCapture", n, n.capture_bucket, [capture_prefix]),
-        allow("ReadCapture", ["s3:GetObject"], objects(n, n.capture_bucket, capture_prefix)),
+    return document(
+        *_watch_serving(
+            n,
+            "quality",
+            kms_key_arn=kms_key_arn,
+            metric_namespace=metric_namespace,
+            extra_model_data_urls=extra_model_data_urls,
+            state_prefix=c.QUALITY_STATE_KEY_PREFIX,
+            sids=(
+                "ListQualityStateAndModels",
+                "ReadWriteQualityState",
+                "ReadChampionEvaluation",
+                "RaiseQualityAlarm",
+                "ReadPinnedModelEvaluation",
+            ),
+            alarm_name=n.quality_alarm,
+        ),
         # ListBucket on incoming/ makes the never-overwrite check a 404, not a 403
         list_prefixes(
             "ListLabelsAndFeedback", n, n.raw_bucket, [c.GROUND_TRUTH_PREFIX, c.INCOMING_PREFIX]
@@ -341,42 +410,7 @@ def quality_policy(
         allow(
             "WriteFeedback", ["s3:GetObject", "s3:PutObject"], objects(n, n.raw_bucket, feedback)
         ),
-        list_prefixes(
-            "ListQualityStateAndModels",
-            n,
-            n.artifacts_bucket,
-            [c.QUALITY_STATE_KEY_PREFIX, c.TRAINING_PREFIX, c.MODELS_PREFIX],
-        ),
-        allow(
-            "ReadWriteQualityState",
-            ["s3:GetObject", "s3:PutObject"],
-            objects(n, n.artifacts_bucket, c.QUALITY_STATE_KEY_PREFIX),
-        ),
-        allow(
-            "ReadChampionEvaluation",
-            ["s3:GetObject"],
-            [
-                objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
-                objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
-            ],
-        ),
-        put_metrics([metric_namespace]),
-        allow(
-            "RaiseQualityAlarm",
-            ["cloudwatch:SetAlarmState"],
-            n.alarm_arn(n.quality_alarm),
-        ),
-        allow(
-            "DescribeEndpoint",
-            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
-            [n.sagemaker_arn("endpoint", n.endpoint), *_serving_names(n, "endpoint-config")],
-        ),
-        allow("DescribeServingModel", ["sagemaker:DescribeModel"], _serving_names(n, "model")),
-    ]
-    pinned = pinned_objects(n, extra_model_data_urls)
-    if pinned:
-        statements.append(allow("ReadPinnedModelEvaluation", ["s3:GetObject"], pinned))
-    return document(*statements)
+    )
 
 
 def drift_policy(
@@ -386,48 +420,22 @@ def drift_policy(
     metric_namespace: str,
     extra_model_data_urls: Sequence[str] = (),
 ) -> Document:
-    """Drift: read captured traffic, compare with the champion's baseline, raise the alarm.
-
-    The champion is what the endpoint serves (endpoint -> config -> model): a promoted
-    model under ``models/`` (or ``training/``), or the pinned model (``extra_model_data_urls``)."""
-    capture_prefix = f"{n.endpoint}/"  # SageMaker writes <endpoint>/<variant>/YYYY/…
-    statements = [
-        *_lambda_base(n, "drift", kms_key_arn),
-        _publish_alerts(n),  # drift over the threshold
-        list_prefixes("ListCapture", n, n.capture_bucket, [capture_prefix]),
-        allow("ReadCapture", ["s3:GetObject"], objects(n, n.capture_bucket, capture_prefix)),
-        # ListBucket makes a missing object a 404 rather than a 403 (the first run has no
-        # drift state yet: get_json returns None).
-        list_prefixes(
-            "ListDriftStateAndBaselines",
+    """Drift: read captured traffic, compare with the champion's baseline, raise the alarm."""
+    return document(
+        *_watch_serving(
             n,
-            n.artifacts_bucket,
-            [c.DRIFT_STATE_KEY_PREFIX, c.TRAINING_PREFIX, c.MODELS_PREFIX],
-        ),
-        allow(
-            "ReadWriteDriftState",
-            ["s3:GetObject", "s3:PutObject"],
-            objects(n, n.artifacts_bucket, c.DRIFT_STATE_KEY_PREFIX),
-        ),
-        allow(
-            "ReadBaselines",
-            ["s3:GetObject"],
-            [
-                objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
-                objects(n, n.artifacts_bucket, c.MODELS_PREFIX),
-            ],
-        ),
-        put_metrics([metric_namespace]),
-        allow("RaiseDriftAlarm", ["cloudwatch:SetAlarmState"], n.alarm_arn(n.drift_alarm)),
-        allow(
-            "DescribeEndpoint",
-            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
-            [n.sagemaker_arn("endpoint", n.endpoint), *_serving_names(n, "endpoint-config")],
-        ),
-        # the served model's ModelDataUrl (-> baseline.json)
-        allow("DescribeServingModel", ["sagemaker:DescribeModel"], _serving_names(n, "model")),
-    ]
-    pinned = pinned_objects(n, extra_model_data_urls)
-    if pinned:
-        statements.append(allow("ReadPinnedModelBaseline", ["s3:GetObject"], pinned))
-    return document(*statements)
+            "drift",
+            kms_key_arn=kms_key_arn,
+            metric_namespace=metric_namespace,
+            extra_model_data_urls=extra_model_data_urls,
+            state_prefix=c.DRIFT_STATE_KEY_PREFIX,
+            sids=(
+                "ListDriftStateAndBaselines",
+                "ReadWriteDriftState",
+                "ReadBaselines",
+                "RaiseDriftAlarm",
+                "ReadPinnedModelBaseline",
+            ),
+            alarm_name=n.drift_alarm,
+        )
+    )
