@@ -7,8 +7,9 @@ compares no reweighting, balanced class weights and oversampling inside the same
 default configuration is fitted first, then random draws from the spaces, until
 ``max-candidates`` or half of ``max-seconds`` is spent: a candidate whose family's fits
 so far say it would overrun is skipped and counted. Every candidate is scored on the
-validation split by the primary metric at its own tuned threshold; the test split is not
-touched here.
+validation split by the primary metric at its own tuned threshold, or, when train +
+validation hold at most ``CV_MAX_ROWS`` rows, by 3-fold cross-validation over both (a
+few hundred validation rows rank candidates by noise); the test split is not touched here.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ DEFAULTS = (
     ("gbm", "oversample"),
 )
 SEARCH_SHARE = 0.5  # of max-seconds; the rest is refit, evaluation, champion, report
+CV_MAX_ROWS = 2000  # train + validation at most this: candidates are cross-validated
+CV_FOLDS = 3
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,27 @@ def _score(
     return (float(scored) if scored is not None else float("-inf")), None
 
 
+def _cv_score(
+    candidate: Candidate,
+    hps: dict[str, Any],
+    x: Any,
+    y: np.ndarray,
+    pool: np.ndarray,
+    features: list[str],
+    categorical: list[str],
+    primary: str,
+    positive: Any,
+) -> tuple[float, float]:
+    """The primary metric at the best threshold, and PR-AUC, of out-of-fold scores."""
+    scores = out_of_fold(
+        candidate, hps, x, y, pool, features, categorical, positive=positive, folds=CV_FOLDS
+    )
+    is_pos = y[pool] == positive
+    _, value = tune_threshold(is_pos, scores, primary)
+    pr_auc = float(average_precision_score(is_pos, scores))
+    return (float(value) if math.isfinite(value) else float("-inf")), pr_auc
+
+
 def search(
     hps: dict[str, Any],
     x: Any,
@@ -194,6 +218,10 @@ def search(
     budget = hps["max-seconds"] * SEARCH_SHARE
     start = time.perf_counter()
     x_val, y_val = take(x, val_idx), y[val_idx]
+    # small data: a validation split of a few hundred rows ranks candidates by noise
+    pool = None
+    if positive is not None and len(train_idx) + len(val_idx) <= CV_MAX_ROWS:
+        pool = np.sort(np.concatenate([train_idx, val_idx]))
     tried: list[dict[str, Any]] = []
     seconds_of: dict[str, list[float]] = {}
     skipped: list[str] = []
@@ -210,11 +238,17 @@ def search(
                 break
             continue
         clock = time.perf_counter()
-        pipeline, notes, n_fit = fit_candidate(
-            candidate, hps, x, y, train_idx, features, categorical
-        )
+        if pool is None:
+            pipeline, notes, n_fit = fit_candidate(
+                candidate, hps, x, y, train_idx, features, categorical
+            )
+            score, pr_auc = _score(pipeline, x_val, y_val, primary, positive, labels)
+        else:
+            pipeline, notes, n_fit = None, [], 0  # fitted on train once chosen
+            score, pr_auc = _cv_score(
+                candidate, hps, x, y, pool, features, categorical, primary, positive
+            )
         fit_seconds = time.perf_counter() - clock
-        score, pr_auc = _score(pipeline, x_val, y_val, primary, positive, labels)
         seconds_of.setdefault(candidate.family, []).append(fit_seconds)
         tried.append(
             {
@@ -232,6 +266,11 @@ def search(
     assert best is not None  # the first candidate is always fitted
     _, winner, pipeline, notes, n_fit = best
     chosen = tried[winner]
+    if pool is not None:
+        winner_candidate = Candidate(chosen["family"], chosen["balance"], dict(chosen["params"]))
+        pipeline, notes, n_fit = fit_candidate(
+            winner_candidate, hps, x, y, train_idx, features, categorical
+        )
     return Searched(
         best=Candidate(chosen["family"], chosen["balance"], dict(chosen["params"])),
         pipeline=pipeline,
@@ -239,7 +278,12 @@ def search(
         n_fit=n_fit,
         record={
             "metric": primary,
-            "scored_on": "validation (threshold tuned per candidate)",
+            "scored_on": (
+                "validation (threshold tuned per candidate)"
+                if pool is None
+                else f"{CV_FOLDS}-fold cross-validation of train + validation "
+                f"(<= {CV_MAX_ROWS} rows; threshold tuned on the out-of-fold scores)"
+            ),
             "budget_seconds": budget,
             "seconds": round(time.perf_counter() - start, 3),
             "candidates": tried,

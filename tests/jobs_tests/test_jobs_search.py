@@ -13,7 +13,7 @@ from sklearn.datasets import make_classification
 
 from jobs import train
 from jobs.diagnosis import diagnose
-from jobs.search import FAMILIES, Candidate, candidates
+from jobs.search import CV_FOLDS, CV_MAX_ROWS, FAMILIES, Candidate, candidates
 
 
 @pytest.fixture
@@ -28,6 +28,7 @@ def test_the_default_search_compares_families_and_balances(contract: Contract) -
 
     ev = contract.evaluation()
     selection = ev["selection"]
+    assert selection["scored_on"].startswith("validation")  # 2,400 rows: over CV_MAX_ROWS
     tried = selection["candidates"]
     assert {c["family"] for c in tried} == set(FAMILIES)
     assert {c["balance"] for c in tried} == {"none", "class_weight", "oversample"}
@@ -38,6 +39,25 @@ def test_the_default_search_compares_families_and_balances(contract: Contract) -
     assert ev["model_type"] == winner["family"]
     assert ev["hyperparameters"]["balance"] == winner["balance"]
     assert ev["refit"] is True and ev["n_fit"] >= ev["n_train"] + ev["n_validation"]
+
+
+def test_small_data_is_selected_by_cross_validation(contract: Contract) -> None:
+    breast_cancer().to_csv(contract.train / "data.csv", index=False)  # 455 train + validation
+
+    assert train.main(contract.argv("--max-candidates", "4")) == 0
+
+    ev = contract.evaluation()
+    selection = ev["selection"]
+    assert selection["scored_on"].startswith(f"{CV_FOLDS}-fold cross-validation"), selection
+    tried = selection["candidates"]
+    winner = tried[selection["winner"]]
+    assert winner["validation_score"] == max(c["validation_score"] for c in tried)
+    assert ev["model_type"] == winner["family"]
+    # the chosen one was still fitted on train alone for the diagnosis and the threshold
+    assert (
+        ev["diagnosis"]["validation"] is not None
+        and ev["n_train"] + ev["n_validation"] <= CV_MAX_ROWS
+    )
 
 
 def test_a_pinned_model_and_balance_fit_exactly_that(contract: Contract) -> None:
