@@ -19,6 +19,13 @@ from datetime import datetime
 
 from lambdas import constants as c
 
+MAX_INFERENCE_ID = 64  # InvokeEndpoint's InferenceId: 1-64 printable characters
+
+
+def is_inference_id(value: str) -> bool:
+    """Whether ``value`` is what SageMaker accepts as an ``InferenceId``."""
+    return 1 <= len(value) <= MAX_INFERENCE_ID and not value[0].isspace() and value.isprintable()
+
 
 def ground_truth_key(when: datetime, name: str) -> str:
     """The object key of a label file uploaded at ``when`` (UTC)."""

@@ -19,11 +19,15 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from lambdas.ground_truth import ground_truth_key, ground_truth_record
+from lambdas.ground_truth import (
+    MAX_INFERENCE_ID,
+    ground_truth_key,
+    ground_truth_record,
+    is_inference_id,
+)
 from mlops.errors import MlopsError
 from mlops.target import Target
 
-MAX_INFERENCE_ID = 64  # InvokeEndpoint's limit
 PARALLEL_REQUESTS = 8
 LABEL_COLUMNS = ("inference_id", "label")
 
@@ -51,7 +55,7 @@ def split_rows(text: str, id_column: str | None) -> tuple[list[str], list[str | 
     ids: list[str | None] = []
     for number, row in enumerate(rows[1:], start=2):
         value = row[at].strip() if at < len(row) else ""
-        if not value or len(value) > MAX_INFERENCE_ID or not value.isprintable():
+        if not is_inference_id(value):
             raise LabelError(
                 f"line {number}: {id_column} {value!r} is not an inference ID "
                 f"(1 to {MAX_INFERENCE_ID} printable characters)"

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lambdas.ground_truth import MAX_INFERENCE_ID, is_inference_id
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, moto_now
 from mlops.localcloud.data_capture import DataCapture
@@ -39,7 +40,6 @@ from mlops.localcloud.update_endpoint import UpdateEndpointRequest, find_endpoin
 
 # boto3 sends InvokeEndpoint's InferenceId in this header; the answer echoes it
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
-MAX_INFERENCE_ID = 64
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ def inference_id_of(given: str | None) -> str:
     starting with a space), or a new UUID when the caller sent none."""
     if given is None:
         return str(uuid.uuid4())
-    if not 1 <= len(given) <= MAX_INFERENCE_ID or given[0].isspace() or not given.isprintable():
+    if not is_inference_id(given):
         raise EndpointFault(
             400,
             "ValidationError",
