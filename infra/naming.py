@@ -119,6 +119,22 @@ class Names:
         return f"{self.prefix}-training"
 
     @property
+    def training_hosts(self) -> str:
+        """The EC2 training hosts' Auto Scaling group (desired 0 when idle)."""
+        return f"{self.prefix}-training-hosts"
+
+    @property
+    def training_jobs_queue(self) -> str:
+        """The queue retrain puts EC2 training jobs on; the host takes them."""
+        return f"{self.prefix}-training-jobs"
+
+    @property
+    def autoscaling_role(self) -> str:
+        """The hosts' group's own Auto Scaling service-linked role (a custom suffix: the
+        stack key's policy names it, and no other group in the account uses it)."""
+        return f"AWSServiceRoleForAutoScaling_{self.prefix}"
+
+    @property
     def drift_alarm(self) -> str:
         return self.alarm("drift")
 
@@ -160,6 +176,25 @@ class Names:
 
     def queue_arn(self, kind: str) -> str:
         return self.arn("sqs", self.dlq(kind))
+
+    @property
+    def training_jobs_queue_arn(self) -> str:
+        return self.arn("sqs", self.training_jobs_queue)
+
+    @property
+    def training_hosts_arn(self) -> str:
+        # the group's id (a UUID) is AWS's: the name pins it
+        return self.arn(
+            "autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{self.training_hosts}"
+        )
+
+    @property
+    def autoscaling_role_arn(self) -> str:
+        return self.arn(
+            "iam",
+            f"role/aws-service-role/autoscaling.amazonaws.com/{self.autoscaling_role}",
+            region=False,
+        )
 
     @property
     def topic_arn(self) -> str:

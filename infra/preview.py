@@ -36,6 +36,10 @@ MOCK_ACCOUNT_ID = "123456789012"
 MOCK_AMI_ID = "ami-0123456789abcdef0"
 
 
+#: The service-linked roles the program creates, by service (AWS names them).
+SERVICE_LINKED_ROLES = {"autoscaling.amazonaws.com": "AWSServiceRoleForAutoScaling"}
+
+
 @dataclass(frozen=True)
 class RecordedResource:
     """One resource registered by the program (inputs and outputs in camelCase)."""
@@ -172,6 +176,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "arn": self.arn("ssm", f"parameter{name}"),
                 "withDecryption": True,
             }
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{zone}" for zone in "abc"]
+            return {"id": self.region, "names": names, "zoneIds": names, "groupNames": []}
         if token == "aws:index/getRegion:getRegion":
             return {"id": self.region, "name": self.region, "region": self.region}
         if token == "aws:index/getPartition:getPartition":
@@ -218,6 +225,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return key_id, out
         if typ == "aws:kms/alias:Alias":
             out.update(arn=self.arn("kms", str(name)))
+            return str(name), out
+        if typ == "aws:iam/serviceLinkedRole:ServiceLinkedRole":
+            service = str(inputs["awsServiceName"])
+            role = SERVICE_LINKED_ROLES[service]
+            role += f"_{inputs['customSuffix']}" if inputs.get("customSuffix") else ""
+            path = f"/aws-service-role/{service}/"
+            arn = self.arn("iam", f"role{path}{role}", regional=False)
+            out.update(name=role, path=path, arn=arn)
+            return str(out["arn"]), out
+        if typ == "aws:autoscaling/group:Group":
+            group_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{typ}/{logical}"))
+            resource = f"autoScalingGroup:{group_id}:autoScalingGroupName/{name}"
+            out.update(name=name, arn=self.arn("autoscaling", resource))
             return str(name), out
         if module == "iam":
             kind = {

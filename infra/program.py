@@ -33,7 +33,8 @@ def lambda_environment(
     kms_key_arn: pulumi.Input[str],
     sagemaker_role_arn: pulumi.Input[str],
     alert_topic_arn: pulumi.Input[str],
-    launch_template_id: pulumi.Input[str],
+    training_hosts: pulumi.Input[str],
+    training_jobs_queue_url: pulumi.Input[str],
     serving: dict[str, str],
 ) -> dict[str, pulumi.Input[str]]:
     """The one environment of the three functions (the table is added by Retraining).
@@ -58,7 +59,8 @@ def lambda_environment(
         c.TRAINING_HYPERPARAMETERS: settings.training_hyperparameters,
         c.CODE_S3_URI: n.code_bundle_uri,
         c.NETWORK_ISOLATION: "false",
-        c.LAUNCH_TEMPLATE_ID: launch_template_id,
+        c.TRAINING_HOSTS: training_hosts,
+        c.TRAINING_JOBS_QUEUE_URL: training_jobs_queue_url,
         c.PROMOTION_MARGIN: repr(settings.promotion_margin),
         c.MAX_RETRIES: str(settings.max_retries),
         c.RETRY_BACKOFF_SECONDS: str(settings.retry_backoff_seconds),
@@ -163,6 +165,9 @@ def build(
             instance_profile_arn=identity.instance_profile.arn,
             ec2_role_arn=identity.roles["ec2-training"].arn,
             retrain_role=identity.roles["retrain"].id,
+            retrain_role_arn=identity.roles["retrain"].arn,
+            autoscaling_role_arn=storage.autoscaling_role.arn,
+            availability_zones=aws.get_availability_zones_output(state="available").names,
         ),
     )
 
@@ -206,7 +211,8 @@ def build(
                 kms_key_arn=key_arn,
                 sagemaker_role_arn=identity.roles["sagemaker"].arn,
                 alert_topic_arn=monitoring.topic.arn,
-                launch_template_id=training.launch_template.id,
+                training_hosts=training.hosts.name,
+                training_jobs_queue_url=training.jobs_queue.url,
                 serving=serving.environment,
             ),
             lambdas_dir=repo_root / "lambdas",
@@ -249,6 +255,8 @@ def build(
         "endpointMode": settings.endpoint_mode,
         "pulumiManagedEndpoint": serving.endpoint is not None,
         "launchTemplateId": training.launch_template.id,
+        "trainingHosts": training.hosts.name,
+        "trainingJobsQueueUrl": training.jobs_queue.url,
         "codeBundleUri": training.code_bundle_uri,
         "driftAlarmName": n.drift_alarm,
         "qualityAlarmName": n.quality_alarm,

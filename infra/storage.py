@@ -42,13 +42,22 @@ class Storage(pulumi.ComponentResource):
         n = args.names
         child = pulumi.ResourceOptions(parent=self)
 
+        # The EC2 training hosts' group gets its own Auto Scaling service-linked role,
+        # created before the key: KMS refuses a key policy naming a role that does not exist.
+        self.autoscaling_role = aws.iam.ServiceLinkedRole(
+            f"{name}-autoscaling-role",
+            aws_service_name="autoscaling.amazonaws.com",
+            custom_suffix=n.prefix,
+            description=f"{n.prefix}: launches the EC2 training hosts",
+            opts=child,
+        )
         self.key = aws.kms.Key(
             f"{name}-key",
             description=f"{n.prefix}: buckets, queues, topic, table, logs, EBS",
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=json.dumps(policies.kms_key_policy(n)),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.autoscaling_role]),
         )
         self.key_alias = aws.kms.Alias(
             f"{name}-key-alias", name=n.kms_alias, target_key_id=self.key.key_id, opts=child

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from infra import policies
 from infra.bundle import Bundle
 from infra.naming import Names
 from lambdas import constants as c
+from lambdas.training import EC2_JOB_TTL_SECONDS, render_boot_script
 
 ROOT_VOLUME_GB = 30
 
@@ -26,13 +28,18 @@ class TrainingArgs:
     ec2_instance_type: str
     instance_profile_arn: pulumi.Input[str]
     ec2_role_arn: pulumi.Input[str]
-    retrain_role: pulumi.Input[str]  # the retrain role's name: it may launch from the template
+    retrain_role: pulumi.Input[str]  # the retrain role's name: it may start a host
+    retrain_role_arn: pulumi.Input[str]
+    autoscaling_role_arn: pulumi.Input[str]  # the hosts' group's service-linked role
+    availability_zones: pulumi.Input[list[str]]
 
 
 class Training(pulumi.ComponentResource):
     """``s3://<artifacts>/code/jobs.tar.gz`` (SSE-KMS, re-uploaded when its hash changes),
-    and a hardened launch template for the EC2 backend: IMDSv2 only, encrypted EBS with
-    the stack key, no public IP, a security group without ingress, terminate on shutdown."""
+    and the EC2 backend: a job queue, a hardened launch template (IMDSv2 only, encrypted
+    EBS with the stack key, no public IP, a security group without ingress, terminate on
+    shutdown) and an Auto Scaling group of 0 hosts that retrain scales to 1; the host
+    takes its job from the queue and scales the group back to 0."""
 
     def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:training:Training", name, None, opts)
@@ -69,6 +76,23 @@ class Training(pulumi.ComponentResource):
             revoke_rules_on_delete=True,
             opts=child,
         )
+        self.jobs_queue = aws.sqs.Queue(
+            f"{name}-jobs",
+            name=n.training_jobs_queue,
+            kms_master_key_id=args.kms_key_arn,
+            kms_data_key_reuse_period_seconds=300,
+            message_retention_seconds=EC2_JOB_TTL_SECONDS,  # a job not taken by then is stale
+            receive_wait_time_seconds=20,
+            opts=child,
+        )
+        aws.sqs.QueuePolicy(
+            f"{name}-jobs-policy",
+            queue_url=self.jobs_queue.url,
+            policy=pulumi.Output.all(args.retrain_role_arn, args.ec2_role_arn).apply(
+                lambda a: json.dumps(policies.training_jobs_queue_policy(n, a[0], a[1]))
+            ),
+            opts=child,
+        )
         tags = {"mlops:stack": n.stack, "mlops:model": n.model, "mlops:role": "training-host"}
         self.launch_template = aws.ec2.LaunchTemplate(
             f"{name}-host-template",
@@ -77,6 +101,9 @@ class Training(pulumi.ComponentResource):
             image_id=args.ami_id,
             instance_type=args.ec2_instance_type,
             iam_instance_profile={"arn": args.instance_profile_arn},
+            user_data=self.jobs_queue.url.apply(
+                lambda url: base64.b64encode(render_boot_script(n.region, url).encode()).decode()
+            ),
             instance_initiated_shutdown_behavior="terminate",
             metadata_options={
                 "http_endpoint": "enabled",
@@ -113,20 +140,28 @@ class Training(pulumi.ComponentResource):
             update_default_version=True,
             opts=child,
         )
-        # The retrain function may launch the host from this template only.
-        self.launch_policy = aws.iam.RolePolicy(
-            f"{name}-retrain-launch-policy",
-            name=f"{n.prefix}-retrain-launch-training-host",
-            role=args.retrain_role,
-            policy=pulumi.Output.all(
-                self.launch_template.arn, args.ec2_role_arn, args.kms_key_arn
-            ).apply(
-                lambda a: json.dumps(
-                    policies.launch_training_host_policy(
-                        n, launch_template_arn=a[0], ec2_role_arn=a[1], kms_key_arn=a[2]
-                    )
-                )
+        self.hosts = aws.autoscaling.Group(
+            f"{name}-hosts",
+            name=n.training_hosts,
+            min_size=0,
+            max_size=1,
+            desired_capacity=0,
+            launch_template={"id": self.launch_template.id, "version": "$Default"},
+            availability_zones=args.availability_zones,
+            service_linked_role_arn=args.autoscaling_role_arn,
+            health_check_type="EC2",
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # retrain and the host move the desired capacity: an update keeps theirs
+                ignore_changes=["desiredCapacity"],
             ),
+        )
+        # The retrain function may queue a job and start a host: nothing else.
+        self.start_host_policy = aws.iam.RolePolicy(
+            f"{name}-retrain-start-host-policy",
+            name=f"{n.prefix}-retrain-start-training-host",
+            role=args.retrain_role,
+            policy=json.dumps(policies.start_training_host_policy(n)),
             opts=child,
         )
 
@@ -134,6 +169,8 @@ class Training(pulumi.ComponentResource):
             {
                 "codeBundleUri": self.code_bundle_uri,
                 "launchTemplateId": self.launch_template.id,
+                "trainingHosts": self.hosts.name,
+                "trainingJobsQueueUrl": self.jobs_queue.url,
                 "securityGroupId": self.security_group.id,
             }
         )

@@ -85,6 +85,8 @@ class Clients:
         "cloudwatch": "cloudwatch",
         "ec2": "ec2",
         "autoscaling": "application-autoscaling",
+        "hosts": "autoscaling",  # EC2 Auto Scaling: the training hosts' group
+        "sqs": "sqs",
     }
 
     def __init__(self, region: str, endpoint_url: str | None = None, **clients: Any) -> None:
@@ -132,6 +134,14 @@ class Clients:
     @property
     def autoscaling(self) -> Any:
         return self._get("autoscaling")
+
+    @property
+    def hosts(self) -> Any:
+        return self._get("hosts")
+
+    @property
+    def sqs(self) -> Any:
+        return self._get("sqs")
 
 
 # --- errors -----------------------------------------------------------------

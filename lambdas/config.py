@@ -65,7 +65,8 @@ class Config:
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
     network_isolation: bool = c.DEFAULTS[c.NETWORK_ISOLATION] == "true"
-    launch_template_id: str | None = None
+    training_hosts: str | None = None
+    training_jobs_queue_url: str | None = None
     idempotency_ttl_days: int = int(c.DEFAULTS[c.IDEMPOTENCY_TTL_DAYS])
     max_retries: int = int(c.DEFAULTS[c.MAX_RETRIES])
     retry_backoff_seconds: int = int(c.DEFAULTS[c.RETRY_BACKOFF_SECONDS])
@@ -202,7 +203,8 @@ class Config:
             subnet_ids=_csv(get(c.SUBNET_IDS)),
             security_group_ids=_csv(get(c.SECURITY_GROUP_IDS)),
             network_isolation=flag(c.NETWORK_ISOLATION),
-            launch_template_id=get(c.LAUNCH_TEMPLATE_ID),
+            training_hosts=get(c.TRAINING_HOSTS),
+            training_jobs_queue_url=get(c.TRAINING_JOBS_QUEUE_URL),
             idempotency_ttl_days=number(c.IDEMPOTENCY_TTL_DAYS, int),
             max_retries=number(c.MAX_RETRIES, int),
             retry_backoff_seconds=number(c.RETRY_BACKOFF_SECONDS, int),
@@ -278,7 +280,8 @@ _FIELD_ENV = {
     "idempotency_table": c.IDEMPOTENCY_TABLE,
     "alert_topic_arn": c.ALERT_TOPIC_ARN,
     "code_s3_uri": c.CODE_S3_URI,
-    "launch_template_id": c.LAUNCH_TEMPLATE_ID,
+    "training_hosts": c.TRAINING_HOSTS,
+    "training_jobs_queue_url": c.TRAINING_JOBS_QUEUE_URL,
     "drift_alarm_name": c.DRIFT_ALARM_NAME,
     "quality_alarm_name": c.QUALITY_ALARM_NAME,
 }

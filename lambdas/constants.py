@@ -28,7 +28,8 @@ CODE_S3_URI = "MLOPS_CODE_S3_URI"  # s3://.../code/jobs.tar.gz
 SUBNET_IDS = "MLOPS_SUBNET_IDS"  # comma separated, optional
 SECURITY_GROUP_IDS = "MLOPS_SECURITY_GROUP_IDS"  # comma separated, optional
 NETWORK_ISOLATION = "MLOPS_NETWORK_ISOLATION"  # "true" | "false"
-LAUNCH_TEMPLATE_ID = "MLOPS_LAUNCH_TEMPLATE_ID"  # EC2 backend
+TRAINING_HOSTS = "MLOPS_TRAINING_HOSTS"  # EC2 backend: the hosts' Auto Scaling group
+TRAINING_JOBS_QUEUE_URL = "MLOPS_TRAINING_JOBS_QUEUE_URL"  # EC2 backend: jobs for the host
 
 # promotion gate
 PRIMARY_METRIC = "MLOPS_PRIMARY_METRIC"  # optional override of evaluation.json's

@@ -1,6 +1,6 @@
 """At most one training job per model in flight: running jobs, the lock, skipped triggers.
 
-``list_training_jobs`` (and the EC2 training hosts) tell whether a job runs; a lock in the
+``list_training_jobs`` (and the EC2 training hosts' group) tell whether a job runs; a lock in the
 idempotency table closes the race between triggers arriving together. A trigger that finds
 a job running is recorded as skipped (``skipped#<model>#...``), not remembered as done.
 """
@@ -21,7 +21,6 @@ from lambdas.triggers import Trigger
 
 LOCK_GRACE_SECONDS = 900  # a lock whose job cannot be found is young for this long
 SKIPPED_TTL_DAYS = 30
-_ACTIVE_EC2_STATES = ["pending", "running", "stopping"]
 
 
 class TrainingInFlight(ControlPlaneError, RuntimeError):
@@ -44,36 +43,37 @@ def find_inflight_jobs(config: Config, clients: Clients) -> list[str]:
             if pattern.match(j["TrainingJobName"])
         ]
     if config.training_backend == "ec2":
-        running += _ec2_jobs(clients, [{"Name": "tag:mlops:model", "Values": [config.model_name]}])
+        desired, hosts = _hosts(config, clients) or (0, [])
+        running += [f"{host} (EC2 training host)" for host in hosts]
+        if desired and not hosts:
+            running.append(f"a host starting in {config.training_hosts}")
     return sorted(set(running))
 
 
-def _ec2_jobs(
-    clients: Clients, filters: list[JsonDict], states: list[str] | None = None
-) -> list[str]:
-    """``mlops:job`` tags of the training hosts matching ``filters`` in ``states``."""
-    states = _ACTIVE_EC2_STATES if states is None else states
-    filters = [*filters, {"Name": "instance-state-name", "Values": states}]
-    jobs = []
-    for page in clients.ec2.get_paginator("describe_instances").paginate(Filters=filters):
-        for reservation in page.get("Reservations", []):
-            for instance in reservation.get("Instances", []):
-                tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-                jobs.append(tags.get("mlops:job", instance["InstanceId"]))
-    return jobs
+def _hosts(config: Config, clients: Clients) -> tuple[int, list[str]] | None:
+    """The training hosts' group: (desired capacity, ids of its hosts that are not going
+    away), or None when there is no such group."""
+    groups = clients.hosts.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[config.training_hosts or ""]
+    )["AutoScalingGroups"]
+    if not groups:
+        return None
+    hosts = [
+        i["InstanceId"]
+        for i in groups[0].get("Instances", [])
+        if not i.get("LifecycleState", "").startswith("Terminat")
+    ]
+    return int(groups[0]["DesiredCapacity"]), hosts
 
 
 def _job_active(config: Config, clients: Clients, job_name: str, backend: str) -> bool | None:
-    """True/False when the job's state is known, None when the job cannot be found."""
+    """True/False when the job's state is known, None when the job cannot be found.
+
+    EC2: the group runs one host for one job at a time (the lock), and the host takes
+    itself out when the job ends: a host, or a desired one, is the holder's job."""
     if backend == "ec2":
-        by_job = [{"Name": "tag:mlops:job", "Values": [job_name]}]
-        if _ec2_jobs(clients, by_job):
-            return True
-        return (
-            False
-            if _ec2_jobs(clients, by_job, ["shutting-down", "terminated", "stopped"])
-            else None
-        )
+        group = _hosts(config, clients)
+        return None if group is None else bool(group[0] or group[1])
     end = sagemaker_job_end(clients, job_name)
     return None if end is None else end.status in {"InProgress", "Stopping"}
 

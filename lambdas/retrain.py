@@ -30,6 +30,7 @@ same held-out data; the champion is recorded in ``lineage/<job>.json``.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -56,7 +57,7 @@ from lambdas.reference import ReferenceError, current_reference
 from lambdas.registry import find_champion
 from lambdas.training import (
     READABLE_MODEL_PREFIXES,
-    build_ec2_launch,
+    build_ec2_job,
     build_training_request,
     champion_model_uri,
 )
@@ -76,16 +77,24 @@ def submit_job(
     champion: Mapping[str, Any] | None = None,
     reference: Mapping[str, Any] | None = None,
 ) -> str:
-    """Submit to the configured backend; returns the job's ARN or the instance id.
+    """Submit to the configured backend; returns the job's ARN, or (EC2) the queued
+    message's id and the hosts' group.
 
     ``champion`` (:func:`lambdas.registry.find_champion`) becomes the job's ``champion``
     channel: the job evaluates it on the challenger's own test split. ``reference`` (the
     manifest of :func:`lambdas.reference.current_reference`) its ``reference`` channel.
     """
     if config.training_backend == "ec2":
-        launch = build_ec2_launch(config, job_name, version, trigger.kind, champion, reference)
-        reservation = clients.ec2.run_instances(**launch)
-        return str(reservation["Instances"][0]["InstanceId"])
+        # Queue the job, then ask for a host: retrain needs neither ec2:RunInstances nor
+        # iam:PassRole (the group launches from the stack's template with its own role).
+        job = build_ec2_job(config, job_name, champion, reference, now=utcnow().timestamp())
+        sent = clients.sqs.send_message(
+            QueueUrl=config.training_jobs_queue_url, MessageBody=json.dumps(job)
+        )
+        clients.hosts.set_desired_capacity(
+            AutoScalingGroupName=config.training_hosts, DesiredCapacity=1, HonorCooldown=False
+        )
+        return f"message {sent['MessageId']} for {config.training_hosts}"
     request = build_training_request(config, job_name, version, trigger.kind, champion, reference)
     return str(clients.sagemaker.create_training_job(**request)["TrainingJobArn"])
 
@@ -170,7 +179,7 @@ def start_training(
     """
     config.require("raw_bucket", "artifacts_bucket", "idempotency_table", "role_arn", "code_s3_uri")
     if config.training_backend == "ec2":
-        config.require("launch_template_id")
+        config.require("training_hosts", "training_jobs_queue_url")
     now = now or utcnow()
     objects = list_incoming(clients.s3, config.raw_bucket or "")
     if not objects:

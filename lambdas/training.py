@@ -336,8 +336,8 @@ def render_user_data(
     listed in ``lineage/<job>.json``, runs ``python -m jobs.train`` with the ``SM_*``
     environment under the job's time limit, uploads ``model.tar.gz`` / ``output.tar.gz``
     to ``training/<job>/output/`` (or ``failure``), sends a training-state event on the
-    default event bus (same detail-type as SageMaker's, source ``mlops.control-plane``)
-    and shuts down (the instance terminates: ``InstanceInitiatedShutdownBehavior``).
+    default event bus (same detail-type as SageMaker's, source ``mlops.control-plane``);
+    the boot script that ran it then takes the host out of its group.
     With a ``champion`` it also downloads the champion's ``model.tar.gz`` into
     ``/opt/ml/input/data/champion`` (``SM_CHANNEL_CHAMPION``), as SageMaker would; if that
     download fails the job still trains, without the same-split comparison. The same for
@@ -372,34 +372,39 @@ def render_user_data(
     )
 
 
-def build_ec2_launch(
+def build_ec2_job(
     config: Config,
     job_name: str,
-    data_version: str,
-    trigger: str,
     champion: Mapping[str, Any] | None = None,
     reference: Mapping[str, Any] | None = None,
+    *,
+    now: float,
 ) -> JsonDict:
-    """The ``ec2.run_instances`` keyword arguments for the EC2 training backend.
+    """The job message retrain queues for the EC2 training hosts (the body, as JSON).
 
-    Instance type, AMI, instance profile, subnet and metadata options come from the
-    stack's launch template; this adds the user data, the tags and self-termination.
-    ``champion``, ``reference``: as for :func:`build_training_request`.
+    ``{"job", "script", "expires"}``: the host's boot script (:data:`BOOT_SCRIPT`, the
+    launch template's user data) takes it from the queue and runs ``script``
+    (:func:`render_user_data`); a job not taken by ``expires`` (epoch seconds: a host
+    that never came up) is dropped rather than run late. ``champion``, ``reference``: as
+    for :func:`build_training_request`.
     """
-    config.require("launch_template_id")
-    tags = [
-        *job_tags(config, data_version, trigger),
-        {"Key": "mlops:job", "Value": job_name},
-        {"Key": "Name", "Value": f"mlops-training-{job_name}"},
-    ]
+    config.require("training_hosts", "training_jobs_queue_url")
     return {
-        "LaunchTemplate": {"LaunchTemplateId": config.launch_template_id, "Version": "$Default"},
-        "MinCount": 1,
-        "MaxCount": 1,
-        "InstanceInitiatedShutdownBehavior": "terminate",
-        "UserData": render_user_data(config, job_name, champion, reference),
-        "TagSpecifications": [
-            {"ResourceType": "instance", "Tags": tags},
-            {"ResourceType": "volume", "Tags": tags},
-        ],
+        "job": job_name,
+        "script": render_user_data(config, job_name, champion, reference),
+        "expires": int(now) + EC2_JOB_TTL_SECONDS,
     }
+
+
+#: The host's boot script (the launch template's user data): takes a job, runs it,
+#: scales in. Markers filled by :func:`render_boot_script` when the stack is deployed.
+BOOT_SCRIPT = "ec2_boot.sh"
+#: A queued job that no host took within this long is dropped (the launch failed).
+EC2_JOB_TTL_SECONDS = 3600
+
+
+def render_boot_script(region: str, queue_url: str) -> str:
+    """The training hosts' user data for the stack's job queue in ``region``."""
+    template = resources.files("lambdas").joinpath(BOOT_SCRIPT).read_text(encoding="utf-8")
+    q = shlex.quote
+    return fill_template(template, {"REGION": q(region), "QUEUE": q(queue_url)})

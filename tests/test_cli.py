@@ -47,7 +47,7 @@ def test_preview_prints_the_tree_facts_and_policy_verdict(state_dir: Path) -> No
     assert result.exit_code == 0, text(result)
     out = text(result)
     assert "policy pack: all rules pass" in out
-    assert "125 resources" in out
+    assert "129 resources" in out
     assert "key security properties" in out
     assert "aws:s3/bucket:Bucket" in out
 
@@ -171,7 +171,7 @@ def test_local_round_trip_deploy_ingest_and_stop(state_dir: Path, tmp_path: Path
 
     up = run("up", "--local", *opts)
     assert up.exit_code == 0, text(up)
-    assert "125 resources" in text(up) and "mlops-local-fraud-raw" in text(up)
+    assert "129 resources" in text(up) and "mlops-local-fraud-raw" in text(up)
 
     notes = tmp_path / "notes.txt"
     notes.write_text("not data")

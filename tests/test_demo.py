@@ -130,7 +130,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
 def test_first_model_is_trained_approved_and_serving(loop: Loop) -> None:
     result = loop.result
     assert loop.cloud.exits == 1, "the demo did not leave its cloud's `with` exactly once"
-    assert result.resources == 125
+    assert result.resources == 129
     assert [j["status"] for j in result.jobs] == ["Completed"] * 4, result.jobs
     first, second, _, _ = (job["name"] for job in loop.oldest_first)
     # newest first: the quality alarm's retrain on day 4's feedback, then the three days
@@ -274,7 +274,7 @@ def test_evaluations_report_and_summary(loop: Loop) -> None:
     text = out.file.getvalue()  # type: ignore[attr-defined]
     assert "Training jobs" in text and "Model registry" in text and "Drift" in text
     assert "Model quality" in text and "estimated (CBPE)" in text
-    assert "125 resources deployed; 2000 predictions served" in text
+    assert "129 resources deployed; 2000 predictions served" in text
 
 
 @pytest.mark.slow

@@ -118,6 +118,9 @@ def inventory(cloud: LocalCloud) -> Counter[str]:
             "launch templates": len(
                 client(cloud, "ec2").describe_launch_templates()["LaunchTemplates"]
             ),
+            "host groups": len(
+                client(cloud, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+            ),
             "permissions": sum(
                 len(json.loads(lam.get_policy(FunctionName=f)["Policy"])["Statement"])
                 for f in functions
@@ -134,7 +137,7 @@ EXPECTED = {
     "functions": 4,
     "buckets": 4,
     "package groups": 1,
-    "queues": 4,
+    "queues": 5,
     "topics": 1,
     "tables": 1,
     "rules": 14,
@@ -144,6 +147,7 @@ EXPECTED = {
     "keys": 1,
     "aliases": 1,
     "launch templates": 1,
+    "host groups": 1,
     "permissions": 14,
 }
 
@@ -165,7 +169,7 @@ def test_failed_deploy_records_what_it_created(deploys: Deploys, cloud: LocalClo
     assert deploys.state_after_failure["outputs"] == {}, "an unfinished deploy has no outputs"
     assert types[FUNCTION] == 0
     assert types["aws:kms/key:Key"] == 1 and types["aws:s3/bucket:Bucket"] == 4
-    assert 0 < len(recorded) < 125
+    assert 0 < len(recorded) < 129
     assert deploys.inventory_after_failure["functions"] == 0
     assert deploys.inventory_after_failure["buckets"] == 4
     # every recorded id is real: the re-run reuses these, it does not create twins
@@ -176,8 +180,8 @@ def test_failed_deploy_records_what_it_created(deploys: Deploys, cloud: LocalClo
 
 
 def test_rerun_converges_to_the_full_stack(deploys: Deploys) -> None:
-    assert deploys.first.resource_count == 125
-    assert len(deploys.state_first["resources"]) == 125
+    assert deploys.first.resource_count == 129
+    assert len(deploys.state_first["resources"]) == 129
     assert dict(deploys.inventory_first) == EXPECTED
     assert deploys.state_first["outputs"] == deploys.first.outputs
     assert deploys.first.outputs["retrainFunctionName"] == f"{PREFIX}-retrain"
@@ -240,7 +244,7 @@ def test_buckets_are_kms_encrypted_private_tls_only_and_versioned(
         assert s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled", bucket
 
 
-def test_key_rotates_and_dlqs_use_it(deploys: Deploys, cloud: LocalCloud) -> None:
+def test_key_rotates_and_every_queue_uses_it(deploys: Deploys, cloud: LocalCloud) -> None:
     key_arn = deploys.first.outputs["kmsKeyArn"]
     assert client(cloud, "kms").get_key_rotation_status(KeyId=key_arn)["KeyRotationEnabled"]
     sqs, lam = client(cloud, "sqs"), client(cloud, "lambda")
@@ -254,10 +258,31 @@ def test_key_rotates_and_dlqs_use_it(deploys: Deploys, cloud: LocalCloud) -> Non
         config = lam.get_function_configuration(FunctionName=deploys.first.outputs[name])
         dlqs.add(config["DeadLetterConfig"]["TargetArn"])
     assert len(dlqs) == 4
-    for url in sqs.list_queues()["QueueUrls"]:
+    jobs = deploys.first.outputs["trainingJobsQueueUrl"]
+    queues = set(sqs.list_queues()["QueueUrls"])
+    assert jobs in queues
+    for url in queues:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        assert attributes["QueueArn"] in dlqs
+        assert url == jobs or attributes["QueueArn"] in dlqs
         assert attributes.get("KmsMasterKeyId") == key_arn, (url, attributes)
+
+
+def test_the_training_hosts_group_is_idle_and_launches_from_the_template(
+    deploys: Deploys, cloud: LocalCloud
+) -> None:
+    [group] = client(cloud, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[deploys.first.outputs["trainingHosts"]]
+    )["AutoScalingGroups"]
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (0, 1, 0)
+    template = group["LaunchTemplate"]
+    assert template["LaunchTemplateId"] == deploys.first.outputs["launchTemplateId"]
+    # (moto answers the default service-linked role whatever the group was created with)
+    [role] = [
+        r
+        for r in client(cloud, "iam").list_roles(PathPrefix="/aws-service-role/")["Roles"]
+        if r["RoleName"] == f"AWSServiceRoleForAutoScaling_{PREFIX}"
+    ]
+    assert role["Path"] == "/aws-service-role/autoscaling.amazonaws.com/"
 
 
 def test_launch_template_requires_imdsv2(deploys: Deploys, cloud: LocalCloud) -> None:
@@ -297,7 +322,7 @@ def test_destroy_removes_the_stack(deploys: Deploys, cloud: LocalCloud) -> None:
 
     # and up again after down: the same stack, nothing twice
     again = deploy(STACK, cloud.endpoint_url, deploys.state_dir, REPO_ROOT)
-    assert again.resource_count == 125
+    assert again.resource_count == 129
     assert dict(inventory(cloud)) == {**EXPECTED, "keys": 1}
     names = ("rawBucket", "retrainFunctionName", "idempotencyTable", "modelPackageGroupName")
     assert [again.outputs[n] for n in names] == [deploys.first.outputs[n] for n in names]

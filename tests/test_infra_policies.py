@@ -20,8 +20,6 @@ N = Names(
 )
 KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 SM_ROLE = N.role_arn("sagemaker")
-EC2_ROLE = N.role_arn("ec2-training")
-TEMPLATE = "arn:aws:ec2:eu-west-1:111122223333:launch-template/lt-0abc"
 IMAGE = default_image_uri("eu-west-1")
 OWN_BUCKETS = {N.raw_bucket, N.artifacts_bucket, N.capture_bucket, N.access_log_bucket}
 
@@ -33,7 +31,7 @@ STAR_ONLY = {
     "xray:PutTelemetryRecords",
     "sagemaker:ListTrainingJobs",
     "sagemaker:ListModelPackages",
-    "ec2:DescribeInstances",
+    "autoscaling:DescribeAutoScalingGroups",
     "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:DescribeScalingPolicies",
 }
@@ -46,9 +44,7 @@ ROLE_POLICIES: dict[str, Callable[[], dict[str, Any]]] = {
         N, kms_key_arn=KEY, image_uris=[IMAGE], metric_namespace="MLOps"
     ),
     "retrain": lambda: policies.retrain_policy(N, kms_key_arn=KEY, sagemaker_role_arn=SM_ROLE),
-    "retrain-launch": lambda: policies.launch_training_host_policy(
-        N, launch_template_arn=TEMPLATE, ec2_role_arn=EC2_ROLE, kms_key_arn=KEY
-    ),
+    "retrain-start-host": lambda: policies.start_training_host_policy(N),
     "promote": lambda: policies.promote_policy(N, kms_key_arn=KEY, sagemaker_role_arn=SM_ROLE),
     "drift": lambda: policies.drift_policy(N, kms_key_arn=KEY, metric_namespace="MLOps"),
 }
@@ -81,8 +77,6 @@ def test_every_arn_belongs_to_this_stack(role: str) -> None:
                 assert arn.removeprefix("arn:aws:s3:::").split("/")[0] in OWN_BUCKETS, arn
             elif ":ecr:" in arn:
                 assert arn.endswith("repository/sagemaker-scikit-learn"), arn
-            elif arn.startswith("arn:aws:ec2:eu-west-1::image/"):
-                assert s["Condition"]["ArnLike"]["ec2:LaunchTemplate"] == TEMPLATE
             else:
                 assert ":111122223333:" in arn, arn
                 assert (
@@ -92,7 +86,6 @@ def test_every_arn_belongs_to_this_stack(role: str) -> None:
                     or "/aws/sagemaker/TrainingJobs" in arn
                     or arn.endswith(":event-bus/default")
                     or "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in arn
-                    or s["Sid"] in {"LaunchTrainingHostFromTemplate", "TagTrainingHostAtLaunch"}
                     or arn.endswith(":scalable-target/*")
                 ), f"{role}/{s['Sid']}: {arn} is not scoped to the stack"
 
@@ -131,9 +124,8 @@ def test_pass_role_only_to_the_named_service() -> None:
     assert retrain["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
-    (launch,) = _by_action(ROLE_POLICIES["retrain-launch"](), "iam:PassRole")
-    assert launch["Resource"] == EC2_ROLE
-    assert launch["Condition"]["StringEquals"]["iam:PassedToService"] == "ec2.amazonaws.com"
+    # the EC2 backend passes no role: the hosts' group launches with its own
+    assert _by_action(ROLE_POLICIES["retrain-start-host"](), "iam:PassRole") == []
     (promote,) = _by_action(ROLE_POLICIES["promote"](), "iam:PassRole")
     assert promote["Resource"] == SM_ROLE
 
@@ -175,13 +167,16 @@ def test_retrain_role() -> None:
     [read] = [s for s in statements(doc) if "s3:GetObject" in s["Action"]]
     assert read["Resource"] == f"arn:aws:s3:::{N.artifacts_bucket}/{c.REFERENCE_MANIFEST_KEY}"
     assert "ec2:RunInstances" not in actions(statements(doc))
-    launch = statement(ROLE_POLICIES["retrain-launch"](), "LaunchTrainingHostFromTemplate")
-    assert launch["Condition"] == {"ArnLike": {"ec2:LaunchTemplate": TEMPLATE}}
-    assert TEMPLATE in launch["Resource"]
-    volume_key = statement(ROLE_POLICIES["retrain-launch"](), "EncryptTrainingHostVolume")
-    assert volume_key["Condition"] == {
-        "StringEquals": {"kms:ViaService": "ec2.eu-west-1.amazonaws.com"}
+    start = ROLE_POLICIES["retrain-start-host"]()
+    assert actions(statements(start)) == {
+        "sqs:SendMessage",
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:DescribeAutoScalingGroups",
     }
+    assert statement(start, "StartTrainingHost")["Resource"] == (
+        "arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*:"
+        f"autoScalingGroupName/{N.training_hosts}"
+    )
 
 
 def test_promote_role() -> None:

@@ -258,7 +258,7 @@ STAR_ALLOWED = {
     "xray:PutTelemetryRecords": None,
     "sagemaker:ListTrainingJobs": None,
     "sagemaker:ListModelPackages": None,
-    "ec2:DescribeInstances": None,
+    "autoscaling:DescribeAutoScalingGroups": None,
     "application-autoscaling:DescribeScalableTargets": None,
     "application-autoscaling:DescribeScalingPolicies": None,
 }
@@ -297,7 +297,7 @@ def test_roles_trust_one_service_and_attach_no_managed_policy(run: ProgramRun) -
 def test_role_policies_are_scoped(run: ProgramRun) -> None:
     own_buckets = {f"arn:aws:s3:::{bucket_name(run, r)}" for r in BUCKET_ROLES}
     policies = run.of_type(T_ROLE_POLICY)
-    assert len(policies) == 7  # one per role + the retrain role's EC2 launch policy
+    assert len(policies) == 7  # one per role + the retrain role's EC2 start-host policy
     for policy in policies:
         for s in document(policy)["Statement"]:
             where = f"{policy.name}/{s.get('Sid')}"
@@ -320,23 +320,38 @@ def test_role_policies_are_scoped(run: ProgramRun) -> None:
                 assert "iam:PassedToService" in s["Condition"]["StringEquals"], where
 
 
-def test_retrain_role_can_launch_the_training_host_from_its_template_only(
-    run: ProgramRun,
-) -> None:
+def test_no_role_can_launch_instances_or_pass_roles_to_ec2(run: ProgramRun) -> None:
+    """The escalation path iam:PassRole + ec2:RunInstances is closed: retrain queues a job
+    and sets the hosts' group's desired capacity; the group launches with its own role."""
+    everything = [
+        s for role in run.of_type(T_ROLE) for s in role_statements(run, role.inputs["name"])
+    ]
+    acts = {a for s in everything for a in as_list(s["Action"])}
+    assert "ec2:RunInstances" not in acts and "ec2:CreateTags" not in acts
+    passed = {
+        s["Condition"]["StringEquals"]["iam:PassedToService"]
+        for s in everything
+        if "iam:PassRole" in as_list(s["Action"])
+    }
+    assert passed == {"sagemaker.amazonaws.com"}
+    group = one(run, "aws:autoscaling/group:Group")
+    assert (group.inputs["minSize"], group.inputs["maxSize"], group.inputs["desiredCapacity"]) == (
+        0,
+        1,
+        0,
+    )
+    assert "desiredCapacity" in group.ignore_changes  # retrain's and the host's, not Pulumi's
     template = one(run, "aws:ec2/launchTemplate:LaunchTemplate")
-    launch = next(
-        s
-        for s in role_statements(run, f"{prefix(run)}-retrain")
-        if s.get("Sid") == "LaunchTrainingHostFromTemplate"
+    assert group.inputs["launchTemplate"]["id"] == template.id
+    slr = one(run, "aws:iam/serviceLinkedRole:ServiceLinkedRole")
+    assert group.inputs["serviceLinkedRoleArn"] == slr.outputs["arn"]
+    start = {s["Sid"]: s for s in role_statements(run, f"{prefix(run)}-retrain") if "Sid" in s}
+    assert start["StartTrainingHost"]["Action"] == ["autoscaling:SetDesiredCapacity"]
+    assert start["StartTrainingHost"]["Resource"].endswith(
+        f":autoScalingGroupName/{prefix(run)}-training-hosts"
     )
-    assert launch["Action"] == ["ec2:RunInstances"]
-    assert launch["Condition"] == {"ArnLike": {"ec2:LaunchTemplate": template.outputs["arn"]}}
-    pass_role = next(
-        s
-        for s in role_statements(run, f"{prefix(run)}-retrain")
-        if s.get("Sid") == "PassTrainingHostRole"
-    )
-    assert pass_role["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/{prefix(run)}-ec2-training"
+    queue = one(run, "aws:sqs/queue:Queue", name="training-jobs")
+    assert start["QueueTrainingJob"]["Resource"] == queue.outputs["arn"]
 
 
 def test_each_function_role_writes_only_its_own_logs_and_dlq(run: ProgramRun) -> None:
@@ -560,7 +575,8 @@ REQUIRED_ENV = {
     c.TRAINING_HYPERPARAMETERS,
     c.CODE_S3_URI,
     c.NETWORK_ISOLATION,
-    c.LAUNCH_TEMPLATE_ID,
+    c.TRAINING_HOSTS,
+    c.TRAINING_JOBS_QUEUE_URL,
     c.PROMOTION_MARGIN,
     c.MIN_MINORITY_RECALL,
     c.SERVING_IMAGE_URI,
@@ -634,7 +650,9 @@ def test_function_environment_is_complete(run: ProgramRun, kind: str) -> None:
     assert env[c.IDEMPOTENCY_TABLE] == f"{prefix(run)}-idempotency"
     assert env[c.ALERT_TOPIC_ARN] == f"arn:aws:sns:us-east-1:{ACCOUNT}:{prefix(run)}-alerts"
     assert env[c.CODE_S3_URI] == f"s3://{bucket_name(run, 'artifacts')}/{c.CODE_BUNDLE_KEY}"
-    assert env[c.LAUNCH_TEMPLATE_ID] == one(run, "aws:ec2/launchTemplate:LaunchTemplate").id
+    assert env[c.TRAINING_HOSTS] == one(run, "aws:autoscaling/group:Group").outputs["name"]
+    queue = one(run, "aws:sqs/queue:Queue", name="training-jobs")
+    assert env[c.TRAINING_JOBS_QUEUE_URL] == queue.outputs["url"]
     assert env[c.DRIFT_ALARM_NAME] == f"{prefix(run)}-drift"
     assert env[c.QUALITY_ALARM_NAME] == f"{prefix(run)}-quality"
     assert env[c.FEEDBACK_TO_TRAINING] == "true"

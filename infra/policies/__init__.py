@@ -15,15 +15,20 @@ live in :mod:`~infra.policies.grants` and :mod:`~infra.policies.statements`.
 
 from infra.policies.control_plane import (
     drift_policy,
-    launch_training_host_policy,
     promote_policy,
     quality_policy,
     retrain_policy,
+    start_training_host_policy,
 )
 from infra.policies.execution import ec2_training_policy, sagemaker_execution_policy
 from infra.policies.grants import KMS_DATA_ACTIONS
 from infra.policies.key import KMS_ACCOUNT_ACTIONS, kms_key_policy
-from infra.policies.resources import bucket_policy, dlq_policy, topic_policy
+from infra.policies.resources import (
+    bucket_policy,
+    dlq_policy,
+    topic_policy,
+    training_jobs_queue_policy,
+)
 from infra.policies.statements import VERSION, Document, Statement, document
 from infra.policies.trust import assume_role_policy
 
@@ -40,10 +45,11 @@ __all__ = [
     "drift_policy",
     "ec2_training_policy",
     "kms_key_policy",
-    "launch_training_host_policy",
     "promote_policy",
     "quality_policy",
     "retrain_policy",
     "sagemaker_execution_policy",
+    "start_training_host_policy",
     "topic_policy",
+    "training_jobs_queue_policy",
 ]

@@ -1,4 +1,4 @@
-"""Policies of the control plane's functions: retrain (and its EC2 launch), promote, drift.
+"""Policies of the control plane's functions: retrain (and its EC2 hosts), promote, drift, quality.
 
 Each function gets its own role; the statements name exactly the resources its handler
 touches (tests/lambdas_tests/test_least_privilege.py replays the handlers against these documents).
@@ -84,7 +84,7 @@ def _serving_names(n: Names, resource_type: str) -> list[str]:
 
 def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Document:
     """Retrain: start a training job for new data, once, with the champion's model as its
-    ``champion`` channel (see also :func:`launch_training_host_policy` for the EC2 backend)."""
+    ``champion`` channel (see also :func:`start_training_host_policy` for the EC2 backend)."""
     return document(
         *_lambda_base(n, "retrain", kms_key_arn),
         allow(
@@ -125,51 +125,19 @@ def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
     )
 
 
-def launch_training_host_policy(
-    n: Names, *, launch_template_arn: str, ec2_role_arn: str, kms_key_arn: str
-) -> Document:
-    """Retrain, EC2 backend: launch the training host from this stack's template only."""
-    ec2 = f"arn:{n.partition}:ec2:{n.region}"
+def start_training_host_policy(n: Names) -> Document:
+    """Retrain, EC2 backend: queue the job and ask the hosts' group for one host.
+
+    No ``ec2:RunInstances``, no ``iam:PassRole``: the group launches from the stack's
+    launch template with its own service-linked role, so retrain cannot start an instance
+    with any other role, image, network or user data (the escalation path those two
+    actions open together)."""
     return document(
-        allow(
-            # The host's EBS volume is encrypted with the stack key: the launching principal
-            # lets EC2 use the key, and only through EC2.
-            "EncryptTrainingHostVolume",
-            [
-                "kms:CreateGrant",
-                "kms:Decrypt",
-                "kms:DescribeKey",
-                "kms:GenerateDataKeyWithoutPlaintext",
-                "kms:ReEncryptFrom",
-                "kms:ReEncryptTo",
-            ],
-            kms_key_arn,
-            Condition={"StringEquals": {"kms:ViaService": f"ec2.{n.region}.amazonaws.com"}},
-        ),
-        allow(
-            # Every resource RunInstances touches must come from this stack's launch template.
-            "LaunchTrainingHostFromTemplate",
-            ["ec2:RunInstances"],
-            [
-                launch_template_arn,
-                f"{ec2}:{n.account_id}:instance/*",
-                f"{ec2}:{n.account_id}:volume/*",
-                f"{ec2}:{n.account_id}:network-interface/*",
-                f"{ec2}:{n.account_id}:security-group/*",
-                f"{ec2}:{n.account_id}:subnet/*",
-                f"{ec2}::image/*",
-            ],
-            Condition={"ArnLike": {"ec2:LaunchTemplate": launch_template_arn}},
-        ),
-        allow(
-            "TagTrainingHostAtLaunch",
-            ["ec2:CreateTags"],
-            [f"{ec2}:{n.account_id}:instance/*", f"{ec2}:{n.account_id}:volume/*"],
-            Condition={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
-        ),
-        # ec2:DescribeInstances has no resource-level permission (read-only; the in-flight guard).
-        allow("DescribeTrainingHosts", ["ec2:DescribeInstances"], "*"),
-        _pass_role("PassTrainingHostRole", ec2_role_arn, "ec2.amazonaws.com"),
+        allow("QueueTrainingJob", ["sqs:SendMessage"], n.training_jobs_queue_arn),
+        allow("StartTrainingHost", ["autoscaling:SetDesiredCapacity"], n.training_hosts_arn),
+        # autoscaling:DescribeAutoScalingGroups has no resource-level permission (read-only:
+        # the in-flight guard reads the group's desired capacity and hosts).
+        allow("DescribeTrainingHosts", ["autoscaling:DescribeAutoScalingGroups"], "*"),
     )
 
 

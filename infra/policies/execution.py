@@ -127,11 +127,21 @@ def sagemaker_execution_policy(
 def ec2_training_policy(
     n: Names, *, kms_key_arn: str, image_uris: Sequence[str], metric_namespace: str
 ) -> Document:
-    """The EC2 training host's role. The host shuts itself down with
-    InstanceInitiatedShutdownBehavior=terminate, so it needs no EC2 permission; it reads
-    its job's lineage (the exact object versions to train on) and reports the outcome
-    as a training-state event from the control plane's source."""
+    """The EC2 training host's role. The host takes its job from the stack's job queue,
+    reads the job's lineage (the exact object versions to train on), reports the outcome
+    as a training-state event from the control plane's source and takes itself out of
+    its group (decrementing it to 0)."""
     return document(
+        allow(
+            "TakeTrainingJobs",
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+            n.training_jobs_queue_arn,
+        ),
+        allow(
+            "ScaleInOwnGroup",
+            ["autoscaling:TerminateInstanceInAutoScalingGroup"],
+            n.training_hosts_arn,
+        ),
         allow(
             # `aws s3api get-object --version-id`: exactly the versions the lineage lists
             "ReadLineageDataVersions",

@@ -79,6 +79,29 @@ def kms_key_policy(n: Names) -> Document:
             Condition={"StringEquals": {"aws:SourceAccount": n.account_id}},
         ),
         allow(
+            # The training hosts' group launches hosts whose EBS volume is encrypted with
+            # the stack key: its service-linked role uses the key, through EC2 only.
+            "TrainingHostsGroupEncryptsVolumes",
+            [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:DescribeKey",
+            ],
+            "*",
+            Principal={"AWS": n.autoscaling_role_arn},
+            Condition={"StringEquals": {"kms:ViaService": f"ec2.{n.region}.amazonaws.com"}},
+        ),
+        allow(
+            "TrainingHostsGroupGrantsVolumeKey",
+            ["kms:CreateGrant"],
+            "*",
+            Principal={"AWS": n.autoscaling_role_arn},
+            Condition={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+        allow(
             # Server access logs land in the SSE-KMS access-log bucket.
             "S3ServerAccessLogDelivery",
             ["kms:GenerateDataKey", "kms:Decrypt"],

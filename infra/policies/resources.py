@@ -72,6 +72,34 @@ def dlq_policy(n: Names, kind: str, role_arn: str) -> Document:
     )
 
 
+def training_jobs_queue_policy(n: Names, retrain_role_arn: str, host_role_arn: str) -> Document:
+    """The EC2 training jobs' queue: only retrain queues jobs, only the host takes them."""
+    queue_arn = n.training_jobs_queue_arn
+    return document(
+        allow(
+            "RetrainQueuesJobs",
+            ["sqs:SendMessage"],
+            queue_arn,
+            Principal={"AWS": retrain_role_arn},
+        ),
+        allow(
+            "HostTakesJobs",
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+            queue_arn,
+            Principal={"AWS": host_role_arn},
+        ),
+        {
+            "Sid": "DenyOtherSenders",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": retrain_role_arn}},
+        },
+        _deny_insecure_transport("sqs", [queue_arn]),
+    )
+
+
 def topic_policy(n: Names) -> Document:
     """Alert topic: the account and this stack's CloudWatch alarms may publish; TLS only."""
     topic_arn = n.topic_arn

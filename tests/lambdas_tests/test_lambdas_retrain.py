@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from datetime import timedelta
@@ -16,6 +15,7 @@ from lambdas_helpers import (
     GROUP,
     MODEL,
     RAW,
+    REGION,
     TABLE,
     Stack,
     load_event,
@@ -300,46 +300,90 @@ def test_drift_alarm_without_a_configured_alarm_name_is_rejected(
 # --- EC2 backend --------------------------------------------------------------------------------
 
 
-def _launch_template(stack: Stack) -> str:
-    return stack.clients.ec2.create_launch_template(
+HOSTS = "mlops-training-hosts"
+
+
+def _training_hosts(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The EC2 backend as the program makes it: a job queue, a launch template and an
+    Auto Scaling group of 0 hosts; the control plane's environment names them."""
+    template = stack.clients.ec2.create_launch_template(
         LaunchTemplateName="mlops-training",
         LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.large"},
     )["LaunchTemplate"]["LaunchTemplateId"]
+    stack.clients.hosts.create_auto_scaling_group(
+        AutoScalingGroupName=HOSTS,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Default"},
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=0,
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    queue = stack.clients.sqs.create_queue(QueueName="mlops-training-jobs")["QueueUrl"]
+    monkeypatch.setenv(c.TRAINING_BACKEND, "ec2")
+    monkeypatch.setenv(c.TRAINING_HOSTS, HOSTS)
+    monkeypatch.setenv(c.TRAINING_JOBS_QUEUE_URL, queue)
+    return str(queue)
 
 
-def test_ec2_backend_launches_a_self_terminating_tagged_host(
+def _queued_jobs(stack: Stack, queue: str) -> list[dict[str, Any]]:
+    messages = stack.clients.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def _desired_hosts(stack: Stack) -> int:
+    [group] = stack.clients.hosts.describe_auto_scaling_groups(AutoScalingGroupNames=[HOSTS])[
+        "AutoScalingGroups"
+    ]
+    return int(group["DesiredCapacity"])
+
+
+def test_ec2_backend_queues_the_job_and_starts_one_host(
     stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given the EC2 backend and the stack's launch template
-    monkeypatch.setenv(c.TRAINING_BACKEND, "ec2")
-    monkeypatch.setenv(c.LAUNCH_TEMPLATE_ID, _launch_template(stack))
+    # given the EC2 backend: a job queue and a group of 0 hosts
+    queue = _training_hosts(stack, monkeypatch)
     put_data(stack, "incoming/2024-05-01/batch-001.csv")
 
     # when data lands
     outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
 
-    # then one host runs the job: tagged, from the template, terminating on shutdown
+    # then the job is queued for the host and the group asked for one host
     assert outcome["status"] == "started" and outcome["backend"] == "ec2"
-    instance_id = outcome["resource"]
-    ec2 = stack.clients.ec2
-    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
-    assert tags["mlops:job"] == outcome["job_name"]
-    assert tags["mlops:model"] == MODEL
-    assert tags["mlops:data-version"] == outcome["data_version"]
-    assert tags["mlops:trigger"] == "s3"
-    behaviour = ec2.describe_instance_attribute(
-        InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior"
-    )
-    assert behaviour["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+    [job] = _queued_jobs(stack, queue)
+    assert job["job"] == outcome["job_name"]
+    assert f"LINEAGE=s3://{ARTIFACTS}/lineage/{outcome['job_name']}.json" in job["script"]
+    assert job["expires"] > utcnow().timestamp()
+    assert _desired_hosts(stack) == 1
+    assert HOSTS in outcome["resource"]
     assert training_jobs(stack) == []  # no SageMaker job for this backend
     assert s3_keys(stack, ARTIFACTS, "lineage/") == [f"lineage/{outcome['job_name']}.json"]
 
-    # and while the host runs, another trigger is skipped
-    put_data(stack, "incoming/2024-05-02/batch-002.csv", "age,plan,label\n61,pro,1\n")
-    again = retrain.handler(load_event("scheduled_event"), lambda_context)
-    assert again["status"] == "skipped"
-    assert again["running_job"] == outcome["job_name"]
+
+def test_while_the_host_runs_the_next_trigger_is_skipped_and_after_it_starts_again(
+    stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = _training_hosts(stack, monkeypatch)
+    put_data(stack, "incoming/2024-05-01/batch-001.csv")
+    first = retrain.handler(load_event("s3_object_created"), lambda_context)
+    assert first["status"] == "started"
+
+    # a second upload while the group's host (launched by moto) runs: in flight
+    put_data(stack, "incoming/2024-05-02/batch-002.csv")
+    second = retrain.handler(load_event("s3_object_created"), lambda_context)
+    assert second["status"] == "skipped", second
+    assert "EC2 training host" in second["running_job"]
+
+    # the host ends its job and takes itself out of the group: the lock is free
+    [group] = stack.clients.hosts.describe_auto_scaling_groups(AutoScalingGroupNames=[HOSTS])[
+        "AutoScalingGroups"
+    ]
+    stack.clients.hosts.terminate_instance_in_auto_scaling_group(
+        InstanceId=group["Instances"][0]["InstanceId"], ShouldDecrementDesiredCapacity=True
+    )
+    _queued_jobs(stack, queue)  # the host took the first job
+    third = retrain.handler(load_event("s3_object_created"), lambda_context)
+    assert third["status"] == "started", third
+    assert [j["job"] for j in _queued_jobs(stack, queue)] == [third["job_name"]]
 
 
 # --- the champion channel ------------------------------------------------------------------------
@@ -466,21 +510,17 @@ def test_an_unreadable_registry_does_not_stop_training(
 def test_the_ec2_host_downloads_the_champion_too(
     stack: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(c.TRAINING_BACKEND, "ec2")
-    monkeypatch.setenv(c.LAUNCH_TEMPLATE_ID, _launch_template(stack))
+    queue = _training_hosts(stack, monkeypatch)
     _register(stack, f"{MODEL}-20240401-120000-00000001")
     put_data(stack, "incoming/2024-05-01/batch-001.csv")
 
     outcome = retrain.handler(load_event("s3_object_created"), lambda_context)
 
     assert outcome["status"] == "started" and outcome["champion"]
-    user_data = stack.clients.ec2.describe_instance_attribute(
-        InstanceId=outcome["resource"], Attribute="userData"
-    )["UserData"]["Value"]
-    script = base64.b64decode(user_data).decode()
+    [job] = _queued_jobs(stack, queue)
     url = f"s3://{ARTIFACTS}/training/{MODEL}-20240401-120000-00000001/output/model.tar.gz"
-    assert f"CHAMPION={url}" in script
-    assert "SM_CHANNEL_CHAMPION=/opt/ml/input/data/champion" in script
+    assert f"CHAMPION={url}" in job["script"]
+    assert "SM_CHANNEL_CHAMPION=/opt/ml/input/data/champion" in job["script"]
 
 
 # --- a job that died of infrastructure frees its data version ---------------------------------

@@ -17,9 +17,11 @@ from lambdas.aws import Clients
 from lambdas.config import Config, ConfigError, make_job_name
 from lambdas.incoming import data_version
 from lambdas.training import (
-    build_ec2_launch,
+    BOOT_SCRIPT,
+    build_ec2_job,
     build_training_request,
     champion_model_uri,
+    render_boot_script,
     render_user_data,
     sklearn_image_uri,
 )
@@ -30,7 +32,8 @@ ENV = {
     c.ARTIFACTS_BUCKET: "art",
     c.SAGEMAKER_ROLE_ARN: "arn:aws:iam::123456789012:role/sm",
     c.KMS_KEY_ARN: "arn:aws:kms:eu-west-1:123456789012:key/k",
-    c.LAUNCH_TEMPLATE_ID: "lt-0123",
+    c.TRAINING_HOSTS: "churn-training-hosts",
+    c.TRAINING_JOBS_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
     "AWS_REGION": "eu-west-1",
 }
 JOB = "churn-20240501-120000-0123abcd"
@@ -252,14 +255,31 @@ def test_data_version_is_order_and_quote_independent() -> None:
 # --- EC2 backend --------------------------------------------------------------------------------
 
 
-def test_ec2_launch_uses_the_template_and_terminates_itself() -> None:
-    launch = build_ec2_launch(_config(), JOB, VERSION, "schedule")
+def test_an_ec2_job_is_a_message_with_its_script_and_an_expiry() -> None:
+    job = build_ec2_job(_config(), JOB, now=1_700_000_000.5)
 
-    assert launch["LaunchTemplate"] == {"LaunchTemplateId": "lt-0123", "Version": "$Default"}
-    assert launch["InstanceInitiatedShutdownBehavior"] == "terminate"
-    assert (launch["MinCount"], launch["MaxCount"]) == (1, 1)
-    tags = {t["Key"]: t["Value"] for t in launch["TagSpecifications"][0]["Tags"]}
-    assert tags["mlops:job"] == JOB and tags["mlops:trigger"] == "schedule"
+    assert job["job"] == JOB
+    assert job["script"] == render_user_data(_config(), JOB)
+    assert job["expires"] == 1_700_000_000 + 3600
+    json.dumps(job)  # the queue message body
+
+
+def test_the_boot_script_takes_one_job_and_scales_the_group_in(tmp_path: Path) -> None:
+    script = render_boot_script("eu-west-1", "https://sqs.eu-west-1.amazonaws.com/1/jobs")
+
+    for expected in [
+        "QUEUE=https://sqs.eu-west-1.amazonaws.com/1/jobs",
+        "aws sqs receive-message",
+        "aws sqs delete-message",  # at most once: deleted before it runs
+        "--should-decrement-desired-capacity",
+        "X-aws-ec2-metadata-token",  # IMDSv2
+        "bash /opt/mlops-job.sh",
+    ]:
+        assert expected in script, expected
+    assert script.index("delete-message") < script.index("bash /opt/mlops-job.sh")
+    path = tmp_path / BOOT_SCRIPT
+    path.write_text(script)
+    subprocess.run(["bash", "-n", str(path)], check=True)
 
 
 def test_user_data_runs_the_same_contract_and_is_valid_bash(tmp_path: Path) -> None:
@@ -276,7 +296,6 @@ def test_user_data_runs_the_same_contract_and_is_valid_bash(tmp_path: Path) -> N
         '"$OUT/output.tar.gz"',
         '"$OUT/failure"',
         "aws events put-events",
-        "shutdown -h now",
         'timeout "$MAX_SECONDS"',
         "scikit-learn==",
     ]:
@@ -290,8 +309,7 @@ def test_user_data_runs_the_same_contract_and_is_valid_bash(tmp_path: Path) -> N
 
 
 def test_user_data_downloads_the_champion_like_sagemaker(tmp_path: Path) -> None:
-    launch = build_ec2_launch(_config(), JOB, VERSION, "drift", CHAMPION)
-    script = launch["UserData"]
+    script = build_ec2_job(_config(), JOB, CHAMPION, now=0)["script"]
 
     assert f"CHAMPION={CHAMPION['model_data_url']}" in script
     assert 'aws s3 cp "$CHAMPION" /opt/ml/input/data/champion/model.tar.gz' in script

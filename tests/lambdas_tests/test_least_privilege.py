@@ -60,7 +60,7 @@ from lambdas.aws import Clients
 from lambdas.config import Config
 from lambdas.ground_truth import ground_truth_record
 from lambdas.packages import update_package
-from lambdas.training import render_user_data
+from lambdas.training import render_boot_script, render_user_data
 from mlops.localcloud import update_endpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ STAR_ONLY = {
     "sagemaker:ListModelPackages",
     "application-autoscaling:DescribeScalingPolicies",
     "cloudwatch:PutMetricData",
-    "ec2:DescribeInstances",
+    "autoscaling:DescribeAutoScalingGroups",
     "ecr:GetAuthorizationToken",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
@@ -233,31 +233,25 @@ def needs(call: Call, key_arn: str) -> list[Need]:
                     add("cloudwatch:DescribeAlarms", alarm)
         else:
             raise AssertionError(f"unmapped Application Auto Scaling call {call}: map it here")
-    elif call.service == "ec2":
-        if op == "DescribeInstances":
-            add("ec2:DescribeInstances", "*")
-        elif op == "RunInstances":
-            template = N.arn("ec2", f"launch-template/{p['LaunchTemplate']['LaunchTemplateId']}")
-            context = {"ec2:LaunchTemplate": template}
-            add("ec2:RunInstances", template, **context)
-            for kind in ("instance", "volume", "network-interface", "security-group", "subnet"):
-                add("ec2:RunInstances", N.arn("ec2", f"{kind}/{kind[:3]}-0abc"), **context)
-            add("ec2:RunInstances", f"arn:aws:ec2:{REGION}::image/ami-0abc", **context)
-            # the stack's template carries the host's instance profile and an EBS volume
-            # encrypted with the stack key (infra/training.py)
-            ec2_service = {"iam:PassedToService": "ec2.amazonaws.com"}
-            add("iam:PassRole", N.role_arn("ec2-training"), **ec2_service)
-            via_ec2 = {"kms:ViaService": f"ec2.{REGION}.amazonaws.com"}
-            for action in ("kms:CreateGrant", "kms:GenerateDataKeyWithoutPlaintext"):
-                add(action, key_arn, **via_ec2)
-            for spec in p.get("TagSpecifications", []):
-                add(
-                    "ec2:CreateTags",
-                    N.arn("ec2", f"{spec['ResourceType']}/{spec['ResourceType'][:3]}-0abc"),
-                    **{"ec2:CreateAction": "RunInstances"},
-                )
+    elif call.service == "autoscaling":  # EC2 Auto Scaling: the training hosts' group
+        if op == "DescribeAutoScalingGroups":
+            add("autoscaling:DescribeAutoScalingGroups", "*")
+        elif op == "SetDesiredCapacity":
+            group = "autoScalingGroup:0b1c2d3e-aaaa-bbbb-cccc-0123456789ab:autoScalingGroupName/"
+            add(
+                "autoscaling:SetDesiredCapacity",
+                N.arn("autoscaling", group + p["AutoScalingGroupName"]),
+            )
         else:
-            raise AssertionError(f"unmapped EC2 call {call}: map it to IAM here")
+            raise AssertionError(f"unmapped EC2 Auto Scaling call {call}: map it here")
+    elif call.service == "sqs":
+        if op != "SendMessage":
+            raise AssertionError(f"unmapped SQS call {call}: map it here")
+        queue = p["QueueUrl"].rstrip("/").rsplit("/", 1)[1]
+        add("sqs:SendMessage", N.arn("sqs", queue))
+        # an SSE-KMS queue: the sender's data key
+        add("kms:GenerateDataKey", key_arn)
+        add("kms:Decrypt", key_arn)
     else:
         raise AssertionError(f"unmapped service {call.service}")
     return [Need(a, r, tuple(sorted(ctx.items())), str(call)) for a, r, ctx in out]
@@ -336,7 +330,7 @@ class Scenario:
 @dataclass
 class World:
     key_arn: str
-    launch_template_id: str
+    queue_url: str
     scenarios: dict[str, Scenario]
 
     def role_policy(self, function: str, *, ec2_backend: bool = False) -> dict[str, Any]:
@@ -347,13 +341,8 @@ class World:
                 N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role
             )
             if ec2_backend:
-                launch = policies.launch_training_host_policy(
-                    N,
-                    launch_template_arn=N.arn("ec2", f"launch-template/{self.launch_template_id}"),
-                    ec2_role_arn=N.role_arn("ec2-training"),
-                    kms_key_arn=self.key_arn,
-                )
-                doc = policies.document(*doc["Statement"], *launch["Statement"])
+                start = policies.start_training_host_policy(N)
+                doc = policies.document(*doc["Statement"], *start["Statement"])
             return doc
         if function == "promote":
             return policies.promote_policy(
@@ -371,7 +360,7 @@ class World:
         return [n for call in scenario.calls for n in needs(call, self.key_arn)]
 
 
-def _environment(key_arn: str, launch_template_id: str) -> dict[str, str]:
+def _environment(key_arn: str, queue_url: str) -> dict[str, str]:
     """What the program sets on the three functions (infra/program.py, serving.py)."""
     s = SETTINGS
     serving = serving_environment(
@@ -397,14 +386,15 @@ def _environment(key_arn: str, launch_template_id: str) -> dict[str, str]:
         kms_key_arn=key_arn,
         sagemaker_role_arn=N.role_arn("sagemaker"),
         alert_topic_arn=N.topic_arn,
-        launch_template_id=launch_template_id,
+        training_hosts=N.training_hosts,
+        training_jobs_queue_url=queue_url,
         serving=serving,
     )
     return {**{k: str(v) for k, v in env.items()}, c.IDEMPOTENCY_TABLE: N.table}
 
 
 def _create_stack_resources() -> tuple[str, str]:
-    """The resources the handlers use, named as infra names them; (key ARN, template id)."""
+    """The resources the handlers use, named as infra names them; (key ARN, job queue URL)."""
     s3 = boto3.client("s3", region_name=REGION)
     for bucket in (N.raw_bucket, N.artifacts_bucket, N.capture_bucket):
         s3.create_bucket(Bucket=bucket)
@@ -442,7 +432,18 @@ def _create_stack_resources() -> tuple[str, str]:
         LaunchTemplateName=N.launch_template,
         LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.large"},
     )["LaunchTemplate"]["LaunchTemplateId"]
-    return key, template
+    boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(
+        AutoScalingGroupName=N.training_hosts,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Default"},
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=0,
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName=N.training_jobs_queue)[
+        "QueueUrl"
+    ]
+    return key, queue
 
 
 def _put(bucket: str, key: str, body: bytes) -> None:
@@ -580,10 +581,10 @@ def world_fixture() -> Iterator[World]:
 def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
     fail = {"now": False}
     _update_endpoint_standin(monkeypatch, fail)
-    key_arn, template = _create_stack_resources()
+    key_arn, queue_url = _create_stack_resources()
     # prod asks a person for every model; the calls of that path are the held package's
     # below, so the rest of the life runs as a stack that approves on evidence
-    env = {**_environment(key_arn, template), c.APPROVAL_MODE: "auto"}
+    env = {**_environment(key_arn, queue_url), c.APPROVAL_MODE: "auto"}
     context = _Context()
     scenarios: dict[str, Scenario] = {}
 
@@ -717,14 +718,14 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
 
     _put(N.raw_bucket, "incoming/2024-05-04/batch-003.csv", b"age,plan,label\n44,pro,0\n")
     ec2 = run(
-        "retrain: EC2 backend launches a host",
+        "retrain: EC2 backend starts a host",
         "retrain",
         retrain.handle,
         s3_event,
         **{c.TRAINING_BACKEND: "ec2"},
     )
     assert ec2["status"] == "started" and ec2["backend"] == "ec2", ec2
-    return World(key_arn, template, scenarios)
+    return World(key_arn, queue_url, scenarios)
 
 
 SCENARIOS = [
@@ -741,7 +742,7 @@ SCENARIOS = [
     "retrain: the champion's model goes to the next job",
     "drift: over the threshold",
     "quality: below the champion, feedback written",
-    "retrain: EC2 backend launches a host",
+    "retrain: EC2 backend starts a host",
 ]
 
 
@@ -790,7 +791,12 @@ def _without(doc: dict[str, Any], sid: str) -> dict[str, Any]:
         ),
         ("retrain: new data starts a job", "ListIncomingData", "s3:ListBucketVersions"),
         ("retrain: more data after the job", "RunTrainingJobs", "sagemaker:DescribeTrainingJob"),
-        ("retrain: EC2 backend launches a host", "PassTrainingHostRole", "iam:PassRole"),
+        ("retrain: EC2 backend starts a host", "QueueTrainingJob", "sqs:SendMessage"),
+        (
+            "retrain: EC2 backend starts a host",
+            "StartTrainingHost",
+            "autoscaling:SetDesiredCapacity",
+        ),
         ("retrain: new data starts a job", "ListModelPackages", "sagemaker:ListModelPackages"),
         (
             "retrain: the champion's model goes to the next job",
@@ -861,6 +867,9 @@ def test_the_evaluator_is_strict(world: World, need: Need, why: str) -> None:
         ("retrain", "cloudwatch:SetAlarmState", N.alarm_arn(N.drift_alarm)),
         ("promote", "sagemaker:CreateTrainingJob", N.sagemaker_arn("training-job", f"{MODEL}-x")),
         ("promote", "ec2:RunInstances", N.arn("ec2", "instance/i-0abc")),
+        # the EC2 backend starts hosts through the group only: no instance, no role passed
+        ("retrain", "ec2:RunInstances", N.arn("ec2", "instance/i-0abc")),
+        ("retrain", "iam:PassRole", N.role_arn("ec2-training")),
         ("promote", "s3:PutObject", f"arn:aws:s3:::{N.raw_bucket}/incoming/x.csv"),
     ],
 )
@@ -895,10 +904,6 @@ NOT_CALLED_BY_THE_HANDLERS = {
     },
     ("retrain", "IdempotencyRecords", "dynamodb:DeleteItem"): "a failed submission frees "
     "its data version and the lock",
-    ("retrain", "EncryptTrainingHostVolume", "kms:Decrypt"): "EC2 attaches the encrypted volume",
-    ("retrain", "EncryptTrainingHostVolume", "kms:DescribeKey"): "EC2 checks the volume key",
-    ("retrain", "EncryptTrainingHostVolume", "kms:ReEncryptFrom"): "EC2 volume key",
-    ("retrain", "EncryptTrainingHostVolume", "kms:ReEncryptTo"): "EC2 volume key",
     ("promote", "IdempotencyRecords", "dynamodb:GetItem"): "a redelivered event replays",
     ("promote", "IdempotencyRecords", "dynamodb:DeleteItem"): "an exception frees the job",
     ("promote", "ManageEndpointConfigs", "sagemaker:DescribeEndpointConfig"): "Application "
@@ -935,7 +940,7 @@ def test_every_granted_action_is_used_or_explained(world: World) -> None:
 def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
     """The host's calls are the AWS CLI commands of its user data."""
     job = f"{MODEL}-20240504-120000-0000000e"
-    env = _environment(world.key_arn, world.launch_template_id)
+    env = _environment(world.key_arn, world.queue_url)
     champion_model = f"training/{JOB_2}/output/model.tar.gz"
     champion = {
         "arn": N.sagemaker_arn("model-package", f"{N.model_package_group}/2"),
@@ -958,8 +963,22 @@ def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
     ]:
         assert command in user_data, command
     assert re.search(r"--sse aws:kms --sse-kms-key-id", user_data)
+    boot = render_boot_script(REGION, world.queue_url)
+    for command in [
+        'aws sqs receive-message --queue-url "$QUEUE"',
+        'aws sqs delete-message --queue-url "$QUEUE"',
+        'aws autoscaling terminate-instance-in-auto-scaling-group --instance-id "$INSTANCE"',
+    ]:
+        assert command in boot, command
     artifacts, raw = f"arn:aws:s3:::{N.artifacts_bucket}", f"arn:aws:s3:::{N.raw_bucket}"
     host_needs = [
+        # the boot script: take the job from the (SSE-KMS) queue, scale the group in
+        Need("sqs:ReceiveMessage", N.training_jobs_queue_arn),
+        Need("sqs:DeleteMessage", N.training_jobs_queue_arn),
+        Need(
+            "autoscaling:TerminateInstanceInAutoScalingGroup",
+            N.arn("autoscaling", f"autoScalingGroup:0b1c:autoScalingGroupName/{N.training_hosts}"),
+        ),
         Need("s3:GetObject", f"{artifacts}/{c.CODE_BUNDLE_KEY}"),
         Need("s3:GetObject", f"{artifacts}/lineage/{job}.json"),
         Need("s3:GetObject", f"{artifacts}/{champion_model}"),

@@ -1,4 +1,4 @@
-"""EC2: the training host's security group and launch template."""
+"""EC2: the training hosts' security group, launch template and Auto Scaling group."""
 
 from __future__ import annotations
 
@@ -65,3 +65,38 @@ def _launch_template(
 @deletes("aws:ec2/launchTemplate:LaunchTemplate")
 def _launch_template_delete(ctx: Ctx, physical_id: str, outputs: dict[str, Any]) -> None:
     ctx.client("ec2").delete_launch_template(LaunchTemplateId=physical_id)
+
+
+@handles("aws:autoscaling/group:Group")
+def _hosts_group(ctx: Ctx, inputs: dict[str, Any], prev: dict[str, Any] | None) -> tuple[str, dict]:
+    autoscaling = ctx.client("autoscaling")
+    name = inputs["name"]
+    template = inputs["launchTemplate"]
+    args: dict[str, Any] = {
+        "AutoScalingGroupName": name,
+        "LaunchTemplate": {"LaunchTemplateId": template["id"], "Version": template["version"]},
+        "MinSize": int(inputs["minSize"]),
+        "MaxSize": int(inputs["maxSize"]),
+        "AvailabilityZones": list(inputs["availabilityZones"]),
+        "HealthCheckType": inputs.get("healthCheckType", "EC2"),
+    }
+    if inputs.get("serviceLinkedRoleArn"):
+        args["ServiceLinkedRoleARN"] = inputs["serviceLinkedRoleArn"]
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+    if found["AutoScalingGroups"]:
+        autoscaling.update_auto_scaling_group(**args)  # desired capacity: left as it is
+    else:
+        autoscaling.create_auto_scaling_group(
+            **args, DesiredCapacity=int(inputs.get("desiredCapacity", 0))
+        )
+    [group] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ]
+    return name, {"arn": group["AutoScalingGroupARN"], "name": name}
+
+
+@deletes("aws:autoscaling/group:Group")
+def _hosts_group_delete(ctx: Ctx, physical_id: str, outputs: dict[str, Any]) -> None:
+    ctx.client("autoscaling").delete_auto_scaling_group(
+        AutoScalingGroupName=physical_id, ForceDelete=True
+    )

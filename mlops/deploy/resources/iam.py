@@ -111,3 +111,24 @@ def _instance_profile_delete(ctx: Ctx, physical_id: str, outputs: dict[str, Any]
             InstanceProfileName=physical_id, RoleName=role["RoleName"]
         )
     iam.delete_instance_profile(InstanceProfileName=physical_id)
+
+
+@handles("aws:iam/serviceLinkedRole:ServiceLinkedRole")
+def _service_linked_role(
+    ctx: Ctx, inputs: dict[str, Any], prev: dict[str, Any] | None
+) -> tuple[str, dict]:
+    iam = ctx.client("iam")
+    if prev is not None:  # AWS has no update: it exists as recorded
+        return prev["id"], prev["outputs"]
+    args = {"AWSServiceName": inputs["awsServiceName"]}
+    for key, arg in (("customSuffix", "CustomSuffix"), ("description", "Description")):
+        if inputs.get(key):
+            args[arg] = inputs[key]
+    role = iam.create_service_linked_role(**args)["Role"]
+    outputs = {"arn": role["Arn"], "name": role["RoleName"], "path": role["Path"]}
+    return role["Arn"], outputs
+
+
+@deletes("aws:iam/serviceLinkedRole:ServiceLinkedRole")
+def _service_linked_role_delete(ctx: Ctx, physical_id: str, outputs: dict[str, Any]) -> None:
+    ctx.client("iam").delete_service_linked_role(RoleName=outputs["name"])

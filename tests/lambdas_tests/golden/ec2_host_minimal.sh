@@ -1,6 +1,7 @@
 #!/bin/bash
-# mlops training host for churn-20240501-120000-0123abcd: runs the SageMaker training contract once, uploads
-# the same artifacts a SageMaker job would, reports the outcome, then terminates.
+# mlops training job churn-20240501-120000-0123abcd (queued by retrain, run by the host's boot script): runs the
+# SageMaker training contract once, uploads the same artifacts a SageMaker job would and
+# reports the outcome; the boot script then scales the host in.
 set -uo pipefail
 exec > >(tee -a /var/log/mlops-training.log) 2>&1
 JOB=churn-20240501-120000-0123abcd
@@ -16,7 +17,8 @@ MAX_SECONDS=3600
 VENV=/opt/mlops/venv
 STATUS=Failed
 REASON="training host did not finish"
-# dead man's switch: the host goes away even if this script hangs
+# dead man's switch: the host goes away even if this script hangs (its replacement finds
+# the queue empty and scales the group in)
 shutdown -h +$(( MAX_SECONDS / 60 + 30 )) || true
 
 # The S3 upload flags for the stack key: no word, or four words that callers split
@@ -44,7 +46,6 @@ if os.environ["STATUS"] != "Completed":
 print(json.dumps([{"Source": "mlops.control-plane", "DetailType": "SageMaker Training Job State Change",
                     "Detail": json.dumps(d)}]))')
   aws events put-events --entries "$DETAIL"
-  shutdown -h now
 }
 trap finish EXIT
 
