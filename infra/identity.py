@@ -41,6 +41,7 @@ class IdentityArgs:
     image_uris: list[str]
     metric_namespace: str
     pinned_model_data_urls: list[str] = field(default_factory=list)
+    limits: policies.Limits = field(default_factory=policies.Limits)
 
 
 class Identity(pulumi.ComponentResource):
@@ -93,12 +94,16 @@ class Identity(pulumi.ComponentResource):
             ),
             "retrain": pulumi.Output.all(key, sagemaker_arn).apply(
                 lambda a: json.dumps(
-                    policies.retrain_policy(n, kms_key_arn=a[0], sagemaker_role_arn=a[1])
+                    policies.retrain_policy(
+                        n, kms_key_arn=a[0], sagemaker_role_arn=a[1], limits=args.limits
+                    )
                 )
             ),
             "promote": pulumi.Output.all(key, sagemaker_arn).apply(
                 lambda a: json.dumps(
-                    policies.promote_policy(n, kms_key_arn=a[0], sagemaker_role_arn=a[1])
+                    policies.promote_policy(
+                        n, kms_key_arn=a[0], sagemaker_role_arn=a[1], limits=args.limits
+                    )
                 )
             ),
             "drift": key.apply(

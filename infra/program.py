@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra import policies
 from infra.bundle import build_bundle
 from infra.config import AL2023_AMI_PARAMETER, Settings
 from infra.identity import Identity, IdentityArgs
@@ -146,6 +147,7 @@ def build(
             pinned_model_data_urls=(
                 [settings.pinned_model_data_url] if settings.pinned_model_data_url else []
             ),
+            limits=policies.Limits.from_settings(settings),
         ),
     )
     registry = Registry("registry", RegistryArgs(names=n))

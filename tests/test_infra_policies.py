@@ -30,7 +30,6 @@ STAR_ONLY = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "sagemaker:ListTrainingJobs",
-    "sagemaker:ListModelPackages",
     "autoscaling:DescribeAutoScalingGroups",
     "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:DescribeScalingPolicies",
@@ -87,6 +86,8 @@ def test_every_arn_belongs_to_this_stack(role: str) -> None:
                     or arn.endswith(":event-bus/default")
                     or "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in arn
                     or arn.endswith(":scalable-target/*")
+                    # a listing names no one package: packages of this account and region
+                    or (s["Sid"] == "ListModelPackages" and arn.endswith(":model-package/*"))
                 ), f"{role}/{s['Sid']}: {arn} is not scoped to the stack"
 
 
@@ -149,14 +150,29 @@ def test_sagemaker_role_reads_incoming_data_and_code_and_writes_training_output(
     ]
     assert statement(doc, "UseStackKey")["Resource"] == KEY
     grant = statement(doc, "GrantStackKeyToAwsServices")
-    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert grant["Condition"] == {
+        "Bool": {"kms:GrantIsForAWSResource": "true"},
+        "StringEquals": {"kms:ViaService": ["sagemaker.eu-west-1.amazonaws.com"]},
+    }
 
 
 def test_retrain_role() -> None:
     doc = ROLE_POLICIES["retrain"]()
-    jobs = statement(doc, "RunTrainingJobs")
-    assert "sagemaker:CreateTrainingJob" in jobs["Action"]
+    jobs = statement(doc, "StartTrainingJobs")
+    assert jobs["Action"] == ["sagemaker:CreateTrainingJob"]
     assert jobs["Resource"] == "arn:aws:sagemaker:eu-west-1:111122223333:training-job/fraud-dev-*"
+    # only as the stack configures a job: its key, instance type, time limit, no VPC
+    assert jobs["Condition"]["ArnEquals"] == {
+        "sagemaker:VolumeKmsKey": KEY,
+        "sagemaker:OutputKmsKey": KEY,
+    }
+    assert jobs["Condition"]["ForAllValues:StringEquals"] == {
+        "sagemaker:InstanceTypes": ["ml.m5.large"]
+    }
+    assert jobs["Condition"]["Null"] == {
+        "sagemaker:VpcSubnets": "true",
+        "sagemaker:VpcSecurityGroupIds": "true",
+    }
     assert statement(doc, "IdempotencyRecords")["Resource"] == N.table_arn
     assert "dynamodb:Scan" not in actions(statements(doc))  # only `mlops status` scans
     assert statement(doc, "WriteLineage")["Resource"] == (
@@ -323,3 +339,27 @@ def test_image_uri_parsing() -> None:
     assert parse_image_uri(IMAGE) == ("141502667606", "eu-west-1", "sagemaker-scikit-learn")
     with pytest.raises(ValueError, match="not an ECR image URI"):
         parse_image_uri("docker.io/library/python:3.11")
+
+
+def test_a_serverless_stack_bounds_the_endpoint_size_and_an_instance_stack_its_type() -> None:
+    serverless = statement(ROLE_POLICIES["promote"](), "CreateEndpointConfigs")["Condition"]
+    assert serverless["NumericLessThanEquals"] == {
+        "sagemaker:ServerlessMemorySize": "2048",
+        "sagemaker:ServerlessMaxConcurrency": "5",
+    }
+    limits = policies.Limits(endpoint_mode="instance", endpoint_instance_type="ml.c5.xlarge")
+    doc = policies.promote_policy(N, kms_key_arn=KEY, sagemaker_role_arn=SM_ROLE, limits=limits)
+    instance = statement(doc, "CreateEndpointConfigs")["Condition"]
+    assert instance["ArnEquals"] == {"sagemaker:VolumeKmsKey": KEY}
+    assert instance["ForAllValues:StringEquals"] == {"sagemaker:InstanceTypes": ["ml.c5.xlarge"]}
+    for condition in (serverless, instance):
+        models = condition["ForAllValues:ArnLike"]["sagemaker:ModelArn"]
+        assert all(N.prefix in m or N.job_prefix in m for m in models), models
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_POLICIES))
+def test_stack_key_use_names_the_services_it_goes_through(role: str) -> None:
+    for s in statements(ROLE_POLICIES[role]()):
+        if s["Resource"] == KEY:
+            via = s["Condition"]["StringEquals"]["kms:ViaService"]
+            assert via and all(v.endswith(".eu-west-1.amazonaws.com") for v in as_list(via))

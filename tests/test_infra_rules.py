@@ -53,6 +53,29 @@ ALLOW_ALL = {"Effect": "Allow", "Action": "*", "Resource": "*"}
 ALLOW_S3_STAR = {"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"}
 NOT_ACTION = {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}
 PUBLIC_READ = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234"
+KEY_USE_DIRECT = {"Sid": "Direct", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": KEY}
+GRANT_ANYONE = {"Sid": "Grant", "Effect": "Allow", "Action": "kms:CreateGrant", "Resource": KEY}
+UNGUARDED_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+ROLE = "arn:aws:iam::123456789012:role/x"
+PASS_TO_ANY = {"Sid": "Pass", "Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE}
+PASS_ANY_ROLE = {
+    "Sid": "PassAny",
+    "Effect": "Allow",
+    "Action": "iam:PassRole",
+    "Resource": "*",
+    "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+}
+READ_ANY_OBJECT = {"Sid": "Read", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 SSE_DEFAULT = ("rules", 0, "applyServerSideEncryptionByDefault")
 
@@ -80,6 +103,18 @@ CASES = [
          lambda p: {**p, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
          good={"role": "r", "policyArn": "arn:aws:iam::aws:policy/AmazonSageMakerReadOnly"},
          id="attachment"),
+    Case("kms-use-has-via-service", rules.ROLE_POLICY, "identity-drift-policy",
+         lambda p: _add_statement(p, KEY_USE_DIRECT), id="direct-decrypt"),
+    Case("kms-use-has-via-service", rules.ROLE_POLICY, "identity-promote-policy",
+         lambda p: _add_statement(p, GRANT_ANYONE), id="grant-without-condition"),
+    Case("trust-policy-has-source-account", rules.ROLE, "identity-retrain",
+         lambda p: _policy(p, UNGUARDED_TRUST, "assumeRolePolicy")),
+    Case("passrole-has-passed-to-service", rules.ROLE_POLICY, "identity-retrain-policy",
+         lambda p: _add_statement(p, PASS_TO_ANY), id="any-service"),
+    Case("passrole-has-passed-to-service", rules.ROLE_POLICY, "identity-promote-policy",
+         lambda p: _add_statement(p, PASS_ANY_ROLE), id="any-role"),
+    Case("no-resource-star-where-a-resource-type-exists", rules.ROLE_POLICY,
+         "identity-quality-policy", lambda p: _add_statement(p, READ_ANY_OBJECT)),
     Case("s3-encryption-kms", SSE, "storage-raw-encryption",
          lambda p: mutated(p, (*SSE_DEFAULT, "sseAlgorithm"), "AES256"), id="sse-s3"),
     Case("s3-encryption-kms", SSE, "storage-capture-encryption",
@@ -178,6 +213,10 @@ RULE_ORDER = [
     "iam-no-wildcard-actions",
     "iam-no-public-principal",
     "iam-no-full-access-managed-policies",
+    "kms-use-has-via-service",
+    "trust-policy-has-source-account",
+    "passrole-has-passed-to-service",
+    "no-resource-star-where-a-resource-type-exists",
     "s3-encryption-kms",
     "s3-public-access-block",
     "s3-deny-insecure-transport",

@@ -23,6 +23,7 @@ from infra.policies.control_plane import (
 from infra.policies.execution import ec2_training_policy, sagemaker_execution_policy
 from infra.policies.grants import KMS_DATA_ACTIONS
 from infra.policies.key import KMS_ACCOUNT_ACTIONS, kms_key_policy
+from infra.policies.limits import KEY_SERVICES, Limits
 from infra.policies.resources import (
     bucket_policy,
     dlq_policy,
@@ -33,10 +34,12 @@ from infra.policies.statements import VERSION, Document, Statement, document
 from infra.policies.trust import assume_role_policy
 
 __all__ = [
+    "KEY_SERVICES",
     "KMS_ACCOUNT_ACTIONS",
     "KMS_DATA_ACTIONS",
     "VERSION",
     "Document",
+    "Limits",
     "Statement",
     "assume_role_policy",
     "bucket_policy",

@@ -7,6 +7,7 @@ touches (tests/lambdas_tests/test_least_privilege.py replays the handlers agains
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from infra.naming import Names
 from infra.policies.grants import (
@@ -17,6 +18,7 @@ from infra.policies.grants import (
     put_metrics,
     use_stack_key,
 )
+from infra.policies.limits import DEFAULT_LIMITS, Limits
 from infra.policies.statements import Document, Statement, allow, document
 from lambdas import constants as c
 
@@ -37,7 +39,7 @@ def _lambda_base(n: Names, kind: str, kms_key_arn: str) -> list[Statement]:
         allow("SendToOwnDeadLetterQueue", ["sqs:SendMessage"], n.queue_arn(kind)),
         # X-Ray has no resource-level permissions: "*" is the only valid resource.
         allow("WriteTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
-        use_stack_key(kms_key_arn),
+        use_stack_key(n, kms_key_arn, kind),
     ]
 
 
@@ -50,9 +52,12 @@ def _pass_role(sid: str, role_arn: str, service: str) -> Statement:
     )
 
 
-def _list_model_packages() -> Statement:
-    # sagemaker:ListModelPackages has no resource-level permission.
-    return allow("ListModelPackages", ["sagemaker:ListModelPackages"], "*")
+def _list_model_packages(n: Names) -> Statement:
+    # The authorization reference gives ListModelPackages the model-package resource type:
+    # packages of this account and region (a listing names no one package).
+    return allow(
+        "ListModelPackages", ["sagemaker:ListModelPackages"], n.sagemaker_arn("model-package", "*")
+    )
 
 
 def _model_packages(n: Names) -> list[str]:
@@ -82,16 +87,45 @@ def _serving_names(n: Names, resource_type: str) -> list[str]:
     ]
 
 
-def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Document:
+def _no_vpc() -> dict[str, dict[str, str]]:
+    # The stack runs SageMaker without a VPC: a job or model may not be put into one
+    # (its network interfaces would land in a network the stack does not own).
+    return {"Null": {"sagemaker:VpcSubnets": "true", "sagemaker:VpcSecurityGroupIds": "true"}}
+
+
+def retrain_policy(
+    n: Names, *, kms_key_arn: str, sagemaker_role_arn: str, limits: Limits = DEFAULT_LIMITS
+) -> Document:
     """Retrain: start a training job for new data, once, with the champion's model as its
     ``champion`` channel (see also :func:`start_training_host_policy` for the EC2 backend)."""
     return document(
         *_lambda_base(n, "retrain", kms_key_arn),
         allow(
+            # Only as the stack configures them: its key on the volume and the output, its
+            # instance type, its time limit, no VPC.
+            "StartTrainingJobs",
+            ["sagemaker:CreateTrainingJob"],
+            n.sagemaker_arn("training-job", f"{n.job_prefix}-*"),
+            Condition={
+                "ArnEquals": {
+                    "sagemaker:VolumeKmsKey": kms_key_arn,
+                    "sagemaker:OutputKmsKey": kms_key_arn,
+                },
+                "ForAllValues:StringEquals": {
+                    "sagemaker:InstanceTypes": [limits.training_instance_type]
+                },
+                # numbers as text: IAM's own spelling (and what every validator reads)
+                "NumericLessThanEquals": {
+                    "sagemaker:MaxRuntimeInSeconds": str(limits.training_max_seconds)
+                },
+                **_no_vpc(),
+            },
+        ),
+        allow(
             # DescribeTrainingJob: is the job holding the lock still running? AddTags: the
             # job is created with tags.
             "RunTrainingJobs",
-            ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags"],
+            ["sagemaker:DescribeTrainingJob", "sagemaker:AddTags"],
             n.sagemaker_arn("training-job", f"{n.job_prefix}-*"),
         ),
         # sagemaker:ListTrainingJobs has no resource-level permission; it is read-only and
@@ -116,7 +150,7 @@ def retrain_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
         ),
         # The champion (the latest Approved package of the group) becomes the job's
         # "champion" channel: its ModelDataUrl, read by SageMaker with its own role.
-        _list_model_packages(),
+        _list_model_packages(n),
         allow(
             "ReadChampionPackage",
             ["sagemaker:DescribeModelPackage"],
@@ -141,7 +175,29 @@ def start_training_host_policy(n: Names) -> Document:
     )
 
 
-def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Document:
+def _endpoint_config_limits(n: Names, kms_key_arn: str, limits: Limits) -> dict[str, Any]:
+    # The stack's endpoint shape only, serving this stack's models.
+    models = {"ForAllValues:ArnLike": {"sagemaker:ModelArn": _serving_names(n, "model")}}
+    if limits.endpoint_mode == "instance":
+        return {
+            "ArnEquals": {"sagemaker:VolumeKmsKey": kms_key_arn},
+            "ForAllValues:StringEquals": {
+                "sagemaker:InstanceTypes": [limits.endpoint_instance_type]
+            },
+            **models,
+        }
+    return {
+        "NumericLessThanEquals": {
+            "sagemaker:ServerlessMemorySize": str(limits.serverless_memory_mb),
+            "sagemaker:ServerlessMaxConcurrency": str(limits.serverless_max_concurrency),
+        },
+        **models,
+    }
+
+
+def promote_policy(
+    n: Names, *, kms_key_arn: str, sagemaker_role_arn: str, limits: Limits = DEFAULT_LIMITS
+) -> Document:
     """Promote: gate a finished job, register its model package, deploy it."""
     endpoint = n.sagemaker_arn("endpoint", n.endpoint)
     endpoint_configs = _serving_names(n, "endpoint-config")
@@ -154,7 +210,7 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
     return document(
         *_lambda_base(n, "promote", kms_key_arn),
         _publish_alerts(n),  # failed training, unreadable evaluation, failed deployment
-        grant_stack_key(kms_key_arn),
+        grant_stack_key(n, kms_key_arn),
         allow(
             "ReadTrainingJobs",
             # ListTags: promote believes an event only for a job tagged with this model
@@ -171,19 +227,27 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
             ],
             _model_packages(n),
         ),
-        _list_model_packages(),
+        _list_model_packages(n),
+        allow(
+            "CreateModels",
+            ["sagemaker:CreateModel"],
+            _serving_names(n, "model"),
+            Condition=_no_vpc(),
+        ),
         allow(
             "ManageModels",
-            ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:AddTags"],
+            ["sagemaker:DescribeModel", "sagemaker:AddTags"],
             _serving_names(n, "model"),
         ),
         allow(
+            "CreateEndpointConfigs",
+            ["sagemaker:CreateEndpointConfig"],
+            endpoint_configs,
+            Condition=_endpoint_config_limits(n, kms_key_arn, limits),
+        ),
+        allow(
             "ManageEndpointConfigs",
-            [
-                "sagemaker:CreateEndpointConfig",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:AddTags",
-            ],
+            ["sagemaker:DescribeEndpointConfig", "sagemaker:AddTags"],
             endpoint_configs,
         ),
         allow(
@@ -200,13 +264,21 @@ def promote_policy(n: Names, *, kms_key_arn: str, sagemaker_role_arn: str) -> Do
         _pass_role("PassSageMakerRole", sagemaker_role_arn, "sagemaker.amazonaws.com"),
         allow(
             # Scalable target ids are generated by AWS; the ARN pattern keeps it to this
-            # account and region.
+            # account and region, the conditions to SageMaker variants' instance counts.
             "ScaleEndpointVariant",
             [
                 "application-autoscaling:RegisterScalableTarget",
                 "application-autoscaling:PutScalingPolicy",
             ],
             n.arn("application-autoscaling", "scalable-target/*"),
+            Condition={
+                "StringEquals": {
+                    "application-autoscaling:service-namespace": "sagemaker",
+                    "application-autoscaling:scalable-dimension": (
+                        "sagemaker:variant:DesiredInstanceCount"
+                    ),
+                }
+            },
         ),
         # application-autoscaling:DescribeScalingPolicies has no resource-level permission.
         allow("DescribeScaling", ["application-autoscaling:DescribeScalingPolicies"], "*"),

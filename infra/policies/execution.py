@@ -94,8 +94,8 @@ def sagemaker_execution_policy(
     statements = [
         *_training_data_access(n),
         allow("WriteDataCapture", ["s3:PutObject"], objects(n, n.capture_bucket, "")),
-        use_stack_key(kms_key_arn),
-        grant_stack_key(kms_key_arn),
+        use_stack_key(n, kms_key_arn, "sagemaker"),
+        grant_stack_key(n, kms_key_arn),
         allow(
             "WriteJobAndEndpointLogs",
             [
@@ -183,7 +183,7 @@ def ec2_training_policy(
                 }
             },
         ),
-        use_stack_key(kms_key_arn),
+        use_stack_key(n, kms_key_arn, "ec2-training"),
         allow(
             "WriteHostLogs",
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from infra.naming import Names
+from infra.policies.limits import KEY_SERVICES, via
 from infra.policies.statements import Statement, allow
 
 KMS_DATA_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
@@ -31,17 +32,26 @@ def list_prefixes(
     )
 
 
-def use_stack_key(kms_key_arn: str) -> Statement:
-    return allow("UseStackKey", KMS_DATA_ACTIONS, kms_key_arn)
+def use_stack_key(n: Names, kms_key_arn: str, principal: str) -> Statement:
+    """Data-key use of the stack key, only through the services ``principal`` calls."""
+    return allow(
+        "UseStackKey",
+        KMS_DATA_ACTIONS,
+        kms_key_arn,
+        Condition=via(n.region, KEY_SERVICES[principal]),
+    )
 
 
-def grant_stack_key(kms_key_arn: str) -> Statement:
+def grant_stack_key(n: Names, kms_key_arn: str) -> Statement:
     # SageMaker encrypts ML storage volumes and captured data through a grant on the key.
     return allow(
         "GrantStackKeyToAwsServices",
         ["kms:CreateGrant"],
         kms_key_arn,
-        Condition={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        Condition={
+            "Bool": {"kms:GrantIsForAWSResource": "true"},
+            **via(n.region, ("sagemaker",)),
+        },
     )
 
 

@@ -24,6 +24,13 @@ from infra.rules.control_plane import (
     topic_kms,
 )
 from infra.rules.documents import parse_policy, statements
+from infra.rules.grants import (
+    NO_RESOURCE_TYPE,
+    kms_use_has_via_service,
+    no_resource_star_where_a_type_exists,
+    passrole_has_passed_to_service,
+    trust_policy_has_source_account,
+)
 from infra.rules.iam import (
     no_full_access_managed_policies,
     no_public_principal,
@@ -120,6 +127,7 @@ __all__ = [
     "LOGGING_V2",
     "LOG_GROUP",
     "METRIC_ALARM",
+    "NO_RESOURCE_TYPE",
     "OBJECT",
     "OBJECT_V2",
     "OWNERSHIP",
@@ -159,20 +167,24 @@ __all__ = [
     "endpoint_capture_kms",
     "endpoint_safe_deployment",
     "kms_rotation",
+    "kms_use_has_via_service",
     "lambda_hardened",
     "launch_template_hardened",
     "log_group_kms_retention",
     "no_full_access_managed_policies",
     "no_ingress",
     "no_public_principal",
+    "no_resource_star_where_a_type_exists",
     "no_wildcard_actions",
     "object_kms",
     "ownership_enforced",
     "parse_policy",
+    "passrole_has_passed_to_service",
     "public_access_block",
     "queue_kms",
     "statements",
     "table_kms_pitr",
     "topic_kms",
+    "trust_policy_has_source_account",
     "versioning_enabled",
 ]

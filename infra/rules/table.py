@@ -9,10 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from infra.rules import control_plane, iam, serving, storage, training
+from infra.rules import control_plane, grants, iam, serving, storage, training
 from infra.rules.registry import ResourceRule, StackResource, StackRule, Violation
 
-_RULE_SETS = (iam.RULES, storage.RULES, training.RULES, control_plane.RULES, serving.RULES)
+_RULE_SETS = (
+    iam.RULES,
+    grants.RULES,
+    storage.RULES,
+    training.RULES,
+    control_plane.RULES,
+    serving.RULES,
+)
 
 RESOURCE_RULES: tuple[ResourceRule, ...] = tuple(
     rule for rule_set in _RULE_SETS for rule in rule_set.resource_rules

@@ -67,6 +67,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS, _ = settings_for_stack("prod", REPO_ROOT)
 REGION = SETTINGS.region
 N = Names.from_settings(SETTINGS, DEFAULT_ACCOUNT_ID)
+LIMITS = policies.Limits.from_settings(SETTINGS)
+VIA_S3 = (("kms:ViaService", f"s3.{REGION}.amazonaws.com"),)
 MODEL = N.job_prefix  # MLOPS_MODEL_NAME
 JOB_1 = f"{MODEL}-20240501-120000-0000000a"
 JOB_2 = f"{MODEL}-20240502-120000-0000000b"
@@ -75,7 +77,6 @@ SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 #: Actions without resource-level permissions: the only ones a ``"*"`` statement may grant.
 STAR_ONLY = {
     "sagemaker:ListTrainingJobs",
-    "sagemaker:ListModelPackages",
     "application-autoscaling:DescribeScalingPolicies",
     "cloudwatch:PutMetricData",
     "autoscaling:DescribeAutoScalingGroups",
@@ -94,7 +95,8 @@ class Need:
 
     action: str
     resource: str
-    context: tuple[tuple[str, str], ...] = ()
+    # a multi-valued key (sagemaker:InstanceTypes, ...) carries a tuple of values
+    context: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
     call: str = ""  # the API call it comes from, for messages
 
     def __str__(self) -> str:
@@ -137,13 +139,59 @@ _SAGEMAKER_RESOURCES = {
 }
 
 
+def _sagemaker_context(op: str, p: dict[str, Any]) -> dict[str, str | tuple[str, ...]]:
+    """The condition keys SageMaker sets on a create call (service authorization
+    reference): keys, instance types, run time, VPC, the served models, serverless size."""
+    context: dict[str, str | tuple[str, ...]] = {}
+    vpc = p.get("VpcConfig") or {}
+    if vpc:
+        context["sagemaker:VpcSubnets"] = tuple(vpc["Subnets"])
+        context["sagemaker:VpcSecurityGroupIds"] = tuple(vpc["SecurityGroupIds"])
+    if op == "CreateTrainingJob":
+        resources, output = p["ResourceConfig"], p["OutputDataConfig"]
+        context["sagemaker:InstanceTypes"] = (resources["InstanceType"],)
+        context["sagemaker:MaxRuntimeInSeconds"] = str(
+            p["StoppingCondition"]["MaxRuntimeInSeconds"]
+        )
+        context["sagemaker:NetworkIsolation"] = str(p.get("EnableNetworkIsolation", False)).lower()
+        if resources.get("VolumeKmsKeyId"):
+            context["sagemaker:VolumeKmsKey"] = resources["VolumeKmsKeyId"]
+        if output.get("KmsKeyId"):
+            context["sagemaker:OutputKmsKey"] = output["KmsKeyId"]
+    elif op == "CreateEndpointConfig":
+        variants = p["ProductionVariants"]
+        context["sagemaker:ModelArn"] = tuple(_sm("model", v["ModelName"]) for v in variants)
+        types = tuple(v["InstanceType"] for v in variants if v.get("InstanceType"))
+        if types:
+            context["sagemaker:InstanceTypes"] = types
+        if p.get("KmsKeyId"):
+            context["sagemaker:VolumeKmsKey"] = p["KmsKeyId"]
+        for v in variants:
+            if v.get("ServerlessConfig"):
+                serverless = v["ServerlessConfig"]
+                context["sagemaker:ServerlessMemorySize"] = str(serverless["MemorySizeInMB"])
+                context["sagemaker:ServerlessMaxConcurrency"] = str(serverless["MaxConcurrency"])
+    return context
+
+
+def _scaling_context(p: dict[str, Any]) -> dict[str, str | tuple[str, ...]]:
+    return {
+        "application-autoscaling:service-namespace": p["ServiceNamespace"],
+        "application-autoscaling:scalable-dimension": p["ScalableDimension"],
+    }
+
+
 def needs(call: Call, key_arn: str) -> list[Need]:
     """Every authorization AWS makes for ``call``; an unknown call fails loudly."""
     p, op = call.params, call.operation
     out: list[tuple[str, str, dict[str, str]]] = []
 
-    def add(action: str, resource: str, **context: str) -> None:
+    def add(action: str, resource: str, **context: str | tuple[str, ...]) -> None:
         out.append((action, resource, context))
+
+    def via(service: str) -> dict[str, str]:
+        # the service a call goes through uses the key with the caller's credentials
+        return {"kms:ViaService": f"{service}.{REGION}.amazonaws.com"}
 
     if call.service == "s3":
         bucket = p["Bucket"]
@@ -154,15 +202,17 @@ def needs(call: Call, key_arn: str) -> list[Need]:
         elif op in {"GetObject", "HeadObject"}:
             action = "s3:GetObjectVersion" if p.get("VersionId") else "s3:GetObject"
             add(action, _s3_object(bucket, p["Key"]))
-            add("kms:Decrypt", key_arn)  # every bucket of the stack is SSE-KMS by default
+            add("kms:Decrypt", key_arn, **via("s3"))  # every bucket is SSE-KMS by default
         elif op == "PutObject":
             add("s3:PutObject", _s3_object(bucket, p["Key"]))
-            add("kms:GenerateDataKey", p.get("SSEKMSKeyId", key_arn))
+            add("kms:GenerateDataKey", p.get("SSEKMSKeyId", key_arn), **via("s3"))
         else:
             raise AssertionError(f"unmapped S3 call {call}: map it to IAM here")
     elif call.service == "sagemaker":
-        if op in {"ListTrainingJobs", "ListModelPackages"}:
+        if op == "ListTrainingJobs":
             add(f"sagemaker:{op}", "*")
+        elif op == "ListModelPackages":  # a listing names no one package
+            add(f"sagemaker:{op}", _sm("model-package", "*"))
         elif op == "ListTags":
             add("sagemaker:ListTags", p["ResourceArn"])
         elif op == "CreateModelPackage":
@@ -172,7 +222,7 @@ def needs(call: Call, key_arn: str) -> list[Need]:
             )
         elif op in _SAGEMAKER_RESOURCES:
             resource_type, param = _SAGEMAKER_RESOURCES[op]
-            add(f"sagemaker:{op}", _sm(resource_type, p[param]))
+            add(f"sagemaker:{op}", _sm(resource_type, p[param]), **_sagemaker_context(op, p))
         else:
             raise AssertionError(f"unmapped SageMaker call {call}: map it to IAM here")
         resource = out[0][1]
@@ -183,7 +233,7 @@ def needs(call: Call, key_arn: str) -> list[Need]:
                 add("iam:PassRole", role, **{"iam:PassedToService": "sagemaker.amazonaws.com"})
         capture_key = (p.get("DataCaptureConfig") or {}).get("KmsKeyId")
         for key in {p.get("KmsKeyId"), capture_key} - {None}:
-            add("kms:CreateGrant", key, **{"kms:GrantIsForAWSResource": "true"})
+            add("kms:CreateGrant", key, **{"kms:GrantIsForAWSResource": "true"}, **via("sagemaker"))
         rollback = (p.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
         for alarm in rollback.get("Alarms", []):
             add("cloudwatch:DescribeAlarms", N.alarm_arn(alarm["AlarmName"]))
@@ -191,10 +241,14 @@ def needs(call: Call, key_arn: str) -> list[Need]:
         if op not in {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}:
             raise AssertionError(f"unmapped DynamoDB call {call}: map it to IAM here")
         add(f"dynamodb:{op}", N.arn("dynamodb", f"table/{p['TableName']}"))
+        add("kms:Decrypt", key_arn, **via("dynamodb"))  # the table's customer managed key
     elif call.service == "sns":
         if op != "Publish":
             raise AssertionError(f"unmapped SNS call {call}: map it to IAM here")
         add("sns:Publish", p["TopicArn"])
+        # the topic is SSE-KMS: the publisher's data key
+        add("kms:GenerateDataKey", key_arn, **via("sns"))
+        add("kms:Decrypt", key_arn, **via("sns"))
     elif call.service == "cloudwatch":
         if op == "PutMetricData":
             add("cloudwatch:PutMetricData", "*", **{"cloudwatch:namespace": p["Namespace"]})
@@ -207,7 +261,7 @@ def needs(call: Call, key_arn: str) -> list[Need]:
         if op == "DescribeScalingPolicies":
             add(f"application-autoscaling:{op}", "*")
         elif op == "RegisterScalableTarget":
-            add(f"application-autoscaling:{op}", target)
+            add(f"application-autoscaling:{op}", target, **_scaling_context(p))
             # Application Auto Scaling validates the caller's access to the variant and
             # creates its service-linked role as the caller.
             endpoint = _sm("endpoint", p["ResourceId"].split("/")[1])
@@ -224,7 +278,7 @@ def needs(call: Call, key_arn: str) -> list[Need]:
                 **{"iam:AWSServiceName": SLR_SERVICE},
             )
         elif op == "PutScalingPolicy":
-            add(f"application-autoscaling:{op}", target)
+            add(f"application-autoscaling:{op}", target, **_scaling_context(p))
             if p.get("TargetTrackingScalingPolicyConfiguration"):
                 # the policy's alarms are created as the caller
                 for side in ("AlarmHigh", "AlarmLow"):
@@ -250,8 +304,8 @@ def needs(call: Call, key_arn: str) -> list[Need]:
         queue = p["QueueUrl"].rstrip("/").rsplit("/", 1)[1]
         add("sqs:SendMessage", N.arn("sqs", queue))
         # an SSE-KMS queue: the sender's data key
-        add("kms:GenerateDataKey", key_arn)
-        add("kms:Decrypt", key_arn)
+        add("kms:GenerateDataKey", key_arn, **via("sqs"))
+        add("kms:Decrypt", key_arn, **via("sqs"))
     else:
         raise AssertionError(f"unmapped service {call.service}")
     return [Need(a, r, tuple(sorted(ctx.items())), str(call)) for a, r, ctx in out]
@@ -264,21 +318,42 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+def _condition_holds(
+    condition: dict[str, dict[str, Any]], context: dict[str, str | tuple[str, ...]]
+) -> bool:
+    """IAM's operators as the policies use them. A key the call does not carry fails
+    the condition, except for ``Null`` (that is what it asks) and ``ForAllValues:`` (true
+    for no values, as in IAM)."""
     for operator, pairs in condition.items():
         for key, expected in pairs.items():
-            if key not in context:
+            values = [str(v) for v in _as_list(expected)]
+            if operator == "Null":
+                held = (key not in context) == (values == ["true"])
+            elif operator.startswith("ForAllValues:"):
+                base = operator.removeprefix("ForAllValues:")
+                actual = context.get(key, ())
+                held = all(_matches(base, a, values) for a in _as_list(list(actual)))
+            elif key not in context:
                 return False  # IAM: a missing key makes the condition false
-            actual, values = context[key], [str(v) for v in _as_list(expected)]
-            if operator in {"StringEquals", "ArnEquals", "Bool"}:
-                held = actual in values
-            elif operator in {"StringLike", "ArnLike"}:
-                held = any(fnmatchcase(actual, v) for v in values)
             else:
-                raise AssertionError(f"the evaluator does not know {operator}")
+                actual = context[key]
+                assert isinstance(actual, str), f"{key} is multi-valued: use ForAllValues"
+                held = _matches(operator, actual, values)
             if not held:
                 return False
     return True
+
+
+def _matches(operator: str, actual: str, values: list[str]) -> bool:
+    if operator in {"StringEquals", "ArnEquals", "Bool"}:
+        return actual in values
+    if operator in {"StringLike", "ArnLike"}:
+        return any(fnmatchcase(actual, v) for v in values)
+    if operator == "NumericLessThanEquals":
+        return any(float(actual) <= float(v) for v in values)
+    if operator == "NumericLessThan":
+        return any(float(actual) < float(v) for v in values)
+    raise AssertionError(f"the evaluator does not know {operator}")
 
 
 def allowing_statement(doc: dict[str, Any], need: Need) -> str | None:
@@ -338,7 +413,7 @@ class World:
         sagemaker_role = N.role_arn("sagemaker")
         if function == "retrain":
             doc = policies.retrain_policy(
-                N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role
+                N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role, limits=LIMITS
             )
             if ec2_backend:
                 start = policies.start_training_host_policy(N)
@@ -346,7 +421,7 @@ class World:
             return doc
         if function == "promote":
             return policies.promote_policy(
-                N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role
+                N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role, limits=LIMITS
             )
         if function == "quality":
             return policies.quality_policy(
@@ -835,6 +910,114 @@ def test_the_evaluator_is_strict(world: World, need: Need, why: str) -> None:
     assert allowing_statement(world.role_policy("drift"), need) is None, why
 
 
+def _create_call(scenario: Scenario, operation: str) -> Call:
+    [call] = [c for c in scenario.calls if c.operation == operation]
+    return call
+
+
+def _with(params: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(params))
+    target = out
+    for key in path[:-1]:
+        target = target[key] if not isinstance(target, list) else target[int(key)]
+    target[path[-1]] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "operation", "path", "value", "why"),
+    [
+        (
+            "retrain: new data starts a job",
+            "CreateTrainingJob",
+            ("ResourceConfig", "InstanceType"),
+            "ml.p4d.24xlarge",
+            "an instance type the stack does not configure",
+        ),
+        (
+            "retrain: new data starts a job",
+            "CreateTrainingJob",
+            ("ResourceConfig", "VolumeKmsKeyId"),
+            "arn:aws:kms:us-east-1:123456789012:key/another",
+            "another volume key",
+        ),
+        (
+            "retrain: new data starts a job",
+            "CreateTrainingJob",
+            ("StoppingCondition", "MaxRuntimeInSeconds"),
+            7 * 24 * 3600,
+            "longer than the stack's time limit",
+        ),
+        (
+            "retrain: new data starts a job",
+            "CreateTrainingJob",
+            ("VpcConfig",),
+            {"Subnets": ["subnet-elsewhere"], "SecurityGroupIds": ["sg-elsewhere"]},
+            "into a VPC",
+        ),
+        (
+            "promote: first model creates the endpoint",
+            "CreateEndpointConfig",
+            ("ProductionVariants", "0", "InstanceType"),
+            "ml.p4d.24xlarge",
+            "an instance type the stack does not configure",
+        ),
+        (
+            "promote: first model creates the endpoint",
+            "CreateEndpointConfig",
+            ("ProductionVariants", "0", "ModelName"),
+            "another-stacks-model",
+            "serving a model that is not this stack's",
+        ),
+        (
+            "promote: first model creates the endpoint",
+            "CreateEndpointConfig",
+            ("KmsKeyId",),
+            "arn:aws:kms:us-east-1:123456789012:key/another",
+            "another volume key",
+        ),
+        (
+            "promote: first model creates the endpoint",
+            "RegisterScalableTarget",
+            ("ServiceNamespace",),
+            "ecs",
+            "another service's scalable target",
+        ),
+    ],
+)
+def test_a_create_call_outside_the_stacks_conditions_is_denied(
+    world: World, name: str, operation: str, path: tuple[str, ...], value: Any, why: str
+) -> None:
+    scenario = world.scenarios[name]
+    doc = world.role_policy(scenario.function)
+    call = _create_call(scenario, operation)
+    # the recorded call is allowed...
+    assert all(allowing_statement(doc, n) for n in needs(call, world.key_arn))
+    # ...the same call with one value changed is not
+    changed = Call(call.service, call.operation, _with(call.params, path, value))
+    refused = [n for n in needs(changed, world.key_arn) if allowing_statement(doc, n) is None]
+    assert refused and refused[0].action.endswith(operation), why
+
+
+@pytest.mark.parametrize("function", ["retrain", "promote", "drift", "quality"])
+def test_the_stack_key_is_usable_only_through_the_services_the_role_calls(
+    world: World, function: str
+) -> None:
+    doc = world.role_policy(function)
+    for service, allowed in [
+        ("s3", True),
+        ("sqs", True),
+        ("ec2", False),
+        ("secretsmanager", False),
+    ]:
+        need = Need(
+            "kms:Decrypt", world.key_arn, (("kms:ViaService", f"{service}.{REGION}.amazonaws.com"),)
+        )
+        assert (allowing_statement(doc, need) is not None) == allowed, (function, service)
+    # a direct call (no service in between) may not decrypt with the stack key
+    assert allowing_statement(doc, Need("kms:Decrypt", world.key_arn)) is None
+
+
 # --- separation of duties --------------------------------------------------------------------
 
 
@@ -988,8 +1171,9 @@ def test_the_training_hosts_calls_are_allowed_by_its_role(world: World) -> None:
             Need("s3:PutObject", f"{artifacts}/{out}/{name}")
             for name in ("model.tar.gz", "output.tar.gz", "failure", "host.log")
         ],
-        Need("kms:Decrypt", world.key_arn),
-        Need("kms:GenerateDataKey", world.key_arn),
+        Need("kms:Decrypt", world.key_arn, VIA_S3),
+        Need("kms:GenerateDataKey", world.key_arn, VIA_S3),
+        Need("kms:Decrypt", world.key_arn, (("kms:ViaService", f"sqs.{REGION}.amazonaws.com"),)),
         Need(
             "events:PutEvents",
             N.arn("events", "event-bus/default"),
@@ -1052,6 +1236,6 @@ def test_the_training_jobs_channels_are_readable_by_the_sagemaker_role(world: Wo
         for need in [
             Need("s3:ListBucket", f"arn:aws:s3:::{bucket}", (("s3:prefix", prefix),)),
             Need("s3:GetObject", _s3_object(bucket, key)),
-            Need("kms:Decrypt", world.key_arn),
+            Need("kms:Decrypt", world.key_arn, VIA_S3),
         ]:
             assert allowing_statement(doc, need) is not None, f"{name}: {need}"
