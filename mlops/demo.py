@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlops import datasets, ops
@@ -60,7 +61,10 @@ class DemoResult:
 @contextmanager
 def _stage(result: DemoResult, name: str, console: Console) -> Iterator[None]:
     start = time.perf_counter()
-    with console.status(f"[bold]{name}[/]…"):
+    # what the demo waits for, and how long it has waited
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}[/]…"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        progress.add_task(name)
         yield
     result.timings[name] = time.perf_counter() - start
     console.print(f"[green]✓[/] {name} [dim]({result.timings[name]:.1f}s)[/]")

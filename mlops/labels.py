@@ -42,30 +42,66 @@ class Prediction:
     answer: str  # the endpoint's answer for the row, as text (one CSV line or JSON)
 
 
-def split_rows(text: str, id_column: str | None) -> tuple[list[str], list[str | None]]:
-    """Feature rows (CSV lines) and their IDs (None: make one). With ``id_column`` the
-    first line is a header naming it; the column is taken out of the rows."""
+@dataclass(frozen=True)
+class Rows:
+    """What ``mlops predict`` sends: feature lines, their IDs, and what it took out."""
+
+    lines: list[str]
+    ids: list[str | None]
+    dropped_target: str | None = None  # the target column of a labelled CSV
+    header: bool = False
+
+
+def _number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_header(row: Sequence[str], target: str | None) -> bool:
+    # a header names columns: no cell of it is a number, or it names the target
+    cells = [v.strip() for v in row]
+    return (target is not None and target in cells) or not any(_number(v) for v in cells if v)
+
+
+def split_rows(text: str, id_column: str | None, target: str | None = None) -> Rows:
+    """Feature rows (CSV lines) and their IDs (None: make one).
+
+    A first line that is a header (it names ``target``, or holds no number) is not sent;
+    with ``id_column`` the first line must be a header naming it. A labelled CSV's
+    ``target`` column is taken out of the rows (the model predicts it), as is the ID
+    column."""
     rows = [r for r in csv.reader(io.StringIO(text)) if r and any(v.strip() for v in r)]
-    if id_column is None:
-        return [_line(r) for r in rows], [None] * len(rows)
-    if not rows or id_column not in rows[0]:
+    header = bool(rows) and (id_column is not None or _is_header(rows[0], target))
+    if id_column is not None and (not rows or id_column not in rows[0]):
         raise LabelError(f"--id-column {id_column!r}: the CSV's first line has no such column")
-    at = rows[0].index(id_column)
+    if not header:
+        return Rows([_line(r) for r in rows], [None] * len(rows))
+    names = [v.strip() for v in rows[0]]
+    drop = [names.index(c) for c in (id_column, target) if c is not None and c in names]
+    at = names.index(id_column) if id_column is not None else None
     lines: list[str] = []
     ids: list[str | None] = []
     for number, row in enumerate(rows[1:], start=2):
-        value = row[at].strip() if at < len(row) else ""
-        if not is_inference_id(value):
-            raise LabelError(
-                f"line {number}: {id_column} {value!r} is not an inference ID "
-                f"(1 to {MAX_INFERENCE_ID} printable characters)"
-            )
-        ids.append(value)
-        lines.append(_line(row[:at] + row[at + 1 :]))
-    repeated = len(ids) - len(set(ids))
+        if at is not None:
+            value = row[at].strip() if at < len(row) else ""
+            if not is_inference_id(value):
+                raise LabelError(
+                    f"line {number}: {id_column} {value!r} is not an inference ID "
+                    f"(1 to {MAX_INFERENCE_ID} printable characters)"
+                )
+            ids.append(value)
+        else:
+            ids.append(None)
+        lines.append(_line([v for i, v in enumerate(row) if i not in drop]))
+    given = [i for i in ids if i is not None]
+    repeated = len(given) - len(set(given))
     if repeated:
         raise LabelError(f"{id_column}: {repeated} inference ID(s) repeat; each row needs its own")
-    return lines, ids
+    dropped = target if target is not None and target in names else None
+    return Rows(lines, ids, dropped_target=dropped, header=True)
 
 
 def _line(values: Sequence[str]) -> str:

@@ -158,6 +158,7 @@ def packages(target: Target) -> list[dict[str, Any]]:
             {
                 "version": summary.get("ModelPackageVersion"),
                 "status": summary.get("ModelApprovalStatus"),
+                "created": summary.get("CreationTime"),
                 "description": described.get("ModelPackageDescription", ""),
                 "model_data": described["InferenceSpecification"]["Containers"][0].get(
                     "ModelDataUrl", ""
@@ -309,6 +310,18 @@ def lineage(target: Target, job_name: str | None = None) -> dict[str, Any]:
     except ClientError as exc:
         raise OpsError(f"no lineage for {job_name!r} (s3://{bucket}/{key})") from exc
     record: dict[str, Any] = json.loads(body)
-    record["packages"] = [p for p in packages(target) if _job_of(p["model_data"]) == job_name]
+    every = packages(target)
+    record["packages"] = [p for p in every if _job_of(p["model_data"]) == job_name]
     record["serving"] = job_name == serving
+    champion = champion_package(every)
+    record["champion_now"] = (
+        None
+        if champion is None
+        else {"version": champion["version"], "job": _job_of(champion["model_data"])}
+    )
     return record
+
+
+def champion_package(listed: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The champion among :func:`packages` (newest first): the newest Approved one."""
+    return next((p for p in listed if p["status"] == "Approved"), None)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from infra_helpers import REPO_ROOT
 
 from infra import config as cfg
@@ -292,3 +293,34 @@ def test_secrets_and_unnamespaced_keys_are_refused(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.n.yaml").write_text("config:\n  modelName: fraud\n")
     with pytest.raises(StackConfigError, match=r"needs a namespace, e\.g\. mlops:modelName"):
         load_stack_config("n", tmp_path)
+
+
+def test_the_target_column_goes_to_the_jobs_as_their_target() -> None:
+    assert settings().target_column == "label"
+    chosen = settings(targetColumn="churned")
+    assert chosen.target_column == "churned"
+    assert json.loads(chosen.training_hyperparameters)["target"] == "churned"
+    both = settings(targetColumn="churned", trainingHyperparameters='{"target": "churned"}')
+    assert both.target_column == "churned"
+    with pytest.raises(StackConfigError, match="mlops:targetColumn"):
+        settings(targetColumn="churned", trainingHyperparameters='{"target": "label"}')
+
+
+def test_pulumi_new_asks_for_what_a_stack_needs() -> None:
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
+    template = project["template"]
+    assert template["description"]
+    prompts = template["config"]
+    assert set(prompts) == {
+        "aws:region",
+        "mlops:modelName",
+        "mlops:targetColumn",
+        "mlops:endpointMode",
+    }
+    known = {f"mlops:{k.name}" for k in cfg.KEYS} | {"aws:region"}
+    assert set(prompts) <= known
+    assert all(p["description"] for p in prompts.values())
+    # the defaults (and a model name a user types) make a stack that loads
+    answers = {k: str(p.get("default", "fraud")) for k, p in prompts.items()}
+    loaded = load_settings(answers.get, stack="dev", all_keys=answers)
+    assert loaded.endpoint_mode == "serverless" and loaded.target_column == "label"

@@ -10,16 +10,34 @@ from mlops.labels import LabelError, read_labels, split_rows
 
 
 def test_rows_without_an_id_column_get_ids_made_later() -> None:
-    lines, ids = split_rows("1,2\n\n3,4\n", None)
+    rows = split_rows("1,2\n\n3,4\n", None)
 
-    assert (lines, ids) == (["1,2", "3,4"], [None, None])
+    assert (rows.lines, rows.ids, rows.header) == (["1,2", "3,4"], [None, None], False)
 
 
 def test_the_id_column_is_taken_out_of_the_features() -> None:
-    lines, ids = split_rows('a,id,b\n1,x-1,"2,5"\n3,x-2,4\n', "id")
+    rows = split_rows('a,id,b\n1,x-1,"2,5"\n3,x-2,4\n', "id")
 
-    assert lines == ['1,"2,5"', "3,4"]
-    assert ids == ["x-1", "x-2"]
+    assert rows.lines == ['1,"2,5"', "3,4"]
+    assert rows.ids == ["x-1", "x-2"]
+
+
+def test_a_labelled_csv_with_a_header_loses_its_target_column_and_says_so() -> None:
+    rows = split_rows("amount,label,hour\n10.5,1,3\n7,0,22\n", None, target="label")
+
+    assert rows.lines == ["10.5,3", "7,22"]
+    assert rows.dropped_target == "label" and rows.header
+    # with IDs too, and a header of features only is not sent either
+    both = split_rows("id,amount,label\nx-1,10.5,1\n", "id", target="label")
+    assert (both.lines, both.ids, both.dropped_target) == (["10.5"], ["x-1"], "label")
+    features = split_rows("amount,hour\n10.5,3\n", None, target="label")
+    assert (features.lines, features.dropped_target) == (["10.5,3"], None)
+
+
+def test_a_row_of_numbers_is_never_taken_for_a_header() -> None:
+    rows = split_rows("1,2,0\n3,4,1\n", None, target="label")
+
+    assert rows.lines == ["1,2,0", "3,4,1"] and not rows.header
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ def _env_key(name: str, env: str, help: str) -> Key:
 #: Every key in the ``mlops`` namespace; docs/infra.md renders the same table.
 KEYS: tuple[Key, ...] = (
     Key("modelName", None, "required; short model name (lowercase, digits, hyphens)"),
+    Key("targetColumn", "label", "the CSV column the model predicts (the jobs' target)"),
     _env_key("endpointMode", c.ENDPOINT_MODE, "serverless or instance"),
     Key("retrainSchedule", "rate(7 days)", "EventBridge schedule expression for retraining"),
     Key("driftSchedule", "rate(1 day)", "EventBridge schedule expression for the drift check"),

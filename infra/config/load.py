@@ -55,6 +55,7 @@ def _schedule(r: Reader, name: str) -> str:
 
 
 def _hyperparameters(r: Reader) -> str:
+    """trainingHyperparameters, with ``target`` from targetColumn when that is set."""
     value = r.string("trainingHyperparameters")
     try:
         parsed = json.loads(value)
@@ -62,6 +63,18 @@ def _hyperparameters(r: Reader) -> str:
         raise r.fail("trainingHyperparameters", value, "a JSON object") from None
     if not isinstance(parsed, dict):
         raise r.fail("trainingHyperparameters", value, "a JSON object")
+    target = r.raw("targetColumn")
+    if target is not None:
+        if not str(target).strip():
+            raise r.fail("targetColumn", target, "a column name")
+        if "target" in parsed and parsed["target"] != target:
+            raise r.fail(
+                "targetColumn",
+                target,
+                f"the same column as trainingHyperparameters' target ({parsed['target']!r}), "
+                "or only one of the two",
+            )
+        parsed["target"] = str(target).strip()
     return json.dumps(parsed, sort_keys=True)
 
 

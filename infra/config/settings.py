@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from infra.errors import InfraError
@@ -50,6 +51,12 @@ class Settings:
     training_image_uri: str
     training_max_seconds: int
     training_hyperparameters: str  # a JSON object, normalised (sorted keys)
+
+    @property
+    def target_column(self) -> str:
+        """The column the model predicts (``targetColumn``, else the jobs' default)."""
+        return str(json.loads(self.training_hyperparameters).get("target", "label"))
+
     serving_image_uri: str
     serverless_memory_mb: int
     serverless_max_concurrency: int

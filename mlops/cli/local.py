@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from mlops.cli.common import REPO_ROOT, USER_ERRORS, StateOpt, app, console, fail, local_app
+from mlops.cli.common import (
+    REPO_ROOT,
+    USER_ERRORS,
+    StateOpt,
+    app,
+    console,
+    fail,
+    local_app,
+    waiting,
+)
 from mlops.target import DEFAULT_STATE_DIR
+
+POLL_SECONDS = 1.0  # how often `local wait` says what it is waiting for
 
 
 @local_app.command("start")
 def local_start(
-    port: Annotated[int, typer.Option(help="Port of the moto server")] = 5000,
+    port: Annotated[
+        int, typer.Option(help="Port of the moto server", envvar="MLOPS_LOCAL_PORT")
+    ] = 5000,
     tick: Annotated[float | None, typer.Option(help="Fire schedules every N seconds")] = None,
     state_dir: StateOpt = DEFAULT_STATE_DIR,
 ) -> None:
@@ -85,9 +99,19 @@ def local_wait(
     info = localcloud.status(state_dir)
     if info is None:
         raise fail("no local cloud running: `mlops local start`")
-    if not client.wait_idle(info, timeout):
-        raise fail(f"still busy after {timeout:.0f}s")
-    console.print("idle")
+    started = time.monotonic()
+    with waiting("the local cloud to be idle") as update:
+        while True:
+            busy = client.status(info).get("busy") or {}
+            if busy:
+                update(", ".join(f"{n} {kind}" for kind, n in sorted(busy.items())))
+            left = timeout - (time.monotonic() - started)
+            if client.wait_idle(info, max(0.0, min(POLL_SECONDS, left))):
+                break
+            if left <= 0:
+                raise fail(f"still busy after {timeout:.0f}s: {busy}")
+    elapsed = time.monotonic() - started
+    console.print(f"idle after {elapsed:.0f}s; next: `mlops status` (jobs, champion, endpoint)")
 
 
 @app.command()
@@ -106,3 +130,7 @@ def demo(
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     demo_module.print_summary(result, console)
+    console.print(
+        "next: the same loop step by step, in a cloud you keep: `mlops local start`, "
+        "`mlops up --local`, `mlops sample` (README, 'Working with the local cloud')"
+    )

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from mlops.cli.common import USER_ERRORS, StackOpt, StateOpt, app, console, fail, target_for
+from mlops.cli.common import (
+    USER_ERRORS,
+    StackOpt,
+    StateOpt,
+    app,
+    console,
+    fail,
+    local_time,
+    target_for,
+    waiting,
+)
 from mlops.target import DEFAULT_STATE_DIR
 
 
@@ -40,15 +52,41 @@ def train(
     force: Annotated[
         bool, typer.Option(help="Train again even if this data version was trained")
     ] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for the job to end (SageMaker's status, shown as it goes)")
+    ] = False,
     stack: StackOpt = "local",
     state_dir: StateOpt = DEFAULT_STATE_DIR,
 ) -> None:
     """Request a retrain now (same guards as the Lambda: idempotent, one job in flight)."""
     from mlops import ops
 
+    target = target_for(stack, state_dir)
     with _quiet_handlers():
-        outcome = ops.train(target_for(stack, state_dir), reason, force)
+        outcome = ops.train(target, reason, force)
     _print_outcome(outcome)
+    job = outcome.get("job_name")
+    if outcome.get("status") != "started" or not job:
+        return
+    if not wait:
+        console.print(f"next: `mlops train --wait` next time, or `mlops status` to follow {job}")
+        return
+    started = time.monotonic()
+    sm = target.client("sagemaker")
+    with waiting(f"training job {job}") as update:
+        while True:
+            described = sm.describe_training_job(TrainingJobName=job)
+            state = described["TrainingJobStatus"]
+            update(f"training job {job}: {state} ({described.get('SecondaryStatus', '')})")
+            if state in {"Completed", "Failed", "Stopped"}:
+                break
+            time.sleep(2)
+    elapsed = time.monotonic() - started
+    console.print(
+        f"{job} {state} after {elapsed:.0f}s"
+        + (f": {described.get('FailureReason', '')}" if state != "Completed" else "")
+        + "; next: `mlops status` (did promote deploy it?)"
+    )
 
 
 @app.command()
@@ -145,22 +183,36 @@ def status(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -
 
     target = target_for(stack, state_dir)
     jobs = Table(title="training jobs")
-    for column in ("job", "trigger", "status", "failure"):
+    for column in ("job", "started", "trigger", "status", "failure"):
         jobs.add_column(column)
     for job in ops.jobs(target):
-        jobs.add_row(job["name"], job["trigger"], job["status"], job["failure"][:80])
+        jobs.add_row(
+            job["name"],
+            local_time(job["created"]),
+            job["trigger"],
+            job["status"],
+            job["failure"][:80],
+        )
     console.print(jobs)
     packages = Table(title="model packages (the champion is the newest Approved)")
-    for column in ("version", "status", "deployment", "reason"):
+    for column in ("version", "registered", "status", "deployment", "the gate's reason"):
         packages.add_column(column)
-    for package in ops.packages(target):
+    listed = ops.packages(target)
+    for package in listed:
         packages.add_row(
             str(package["version"]),
+            local_time(package.get("created")),
             package["status"],
             package["deployment"] or "-",
             package["description"][:100],
         )
     console.print(packages)
+    champion = ops.champion_package(listed)
+    console.print(
+        f"champion: v{champion['version']}"
+        if champion
+        else "champion: none yet (no Approved package)"
+    )
     endpoint = ops.endpoint(target)
     console.print(
         "endpoint: "
@@ -209,9 +261,18 @@ def lineage(
     console.print(f"[bold]{record['job']}[/]{serving}")
     trigger = record.get("trigger") or {}
     console.print(f"data version {record['data_version']}; trigger: {trigger.get('kind', '?')}")
-    champion = record.get("champion") or {}
-    if champion:
-        console.print(f"champion: {champion.get('package') or champion.get('reason', '-')}")
+    console.print(_champion_line(record))
+    compared = record.get("champion") or {}
+    if compared:
+        # what the job was compared with when it trained (lineage), not today's champion
+        against = compared.get("package")
+        version = f"v{compared['version']}" if compared.get("version") else against
+        why = compared.get("reason") or compared.get("error", "-")
+        console.print(
+            f"trained against: {version}" if against else f"trained against: nothing ({why})"
+        )
+    if record.get("created_at"):
+        console.print(f"started: {local_time(_parse_time(record['created_at']))}")
     objects = Table(title="trained on")
     for column in ("object", "version", "ETag", "bytes"):
         objects.add_column(column)
@@ -225,5 +286,24 @@ def lineage(
     console.print(objects)
     for package in record["packages"]:
         console.print(
-            f"package v{package['version']}: {package['status']}: {package['description']}"
+            f"package v{package['version']} ({local_time(package.get('created'))}): "
+            f"{package['status']} (the gate's reason: {package['description']})"
         )
+
+
+def _champion_line(record: dict[str, Any]) -> str:
+    """ "champion: v1 (this model)", or which model is, and what this one is."""
+    now = record.get("champion_now")
+    if now is None:
+        return "champion: none yet (no Approved package)"
+    if now["job"] == record["job"]:
+        return f"champion: v{now['version']} (this model)"
+    mine = ", ".join(f"v{p['version']} {p['status']}" for p in record["packages"]) or "no package"
+    return f"champion: v{now['version']} ({now['job']}); this model: {mine}"
+
+
+def _parse_time(text: str) -> datetime | str:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text

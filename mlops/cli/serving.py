@@ -12,7 +12,17 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli.common import USER_ERRORS, StackOpt, StateOpt, app, console, fail, target_for
+from mlops.cli.common import (
+    REPO_ROOT,
+    USER_ERRORS,
+    StackOpt,
+    StateOpt,
+    app,
+    console,
+    err,
+    fail,
+    target_for,
+)
 from mlops.target import DEFAULT_STATE_DIR, connect
 
 
@@ -31,7 +41,9 @@ def predict(
     """Send rows to the deployed endpoint and print each one's inference ID and prediction.
 
     CSV rows go one request each, with an InferenceId (yours from --id-column, or a new
-    one): `mlops label` later joins true labels to them. A JSON body goes as one request."""
+    one): `mlops label` later joins true labels to them. A header line is not sent; a
+    labelled CSV's target column (the stack's targetColumn) is dropped, with a note. A
+    JSON body goes as one request."""
     from mlops import labels, ops
 
     body = sys.stdin.buffer.read() if source == "-" else _read(source)
@@ -43,8 +55,13 @@ def predict(
             answer, _ = ops.predict(target, body, content_type, accept)
             sys.stdout.write(answer.decode())
             return
-        lines, ids = labels.split_rows(body.decode("utf-8-sig"), id_column)
-        predictions = labels.predict_rows(target, lines, ids, accept)
+        rows = labels.split_rows(body.decode("utf-8-sig"), id_column, _target_column(stack))
+        if rows.dropped_target:
+            err.print(
+                f"dropped the target column '{rows.dropped_target}': the model predicts it "
+                "(its true values are what `mlops label` uploads later)"
+            )
+        predictions = labels.predict_rows(target, rows.lines, rows.ids, accept)
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     json_answer = "json" in accept
@@ -56,6 +73,16 @@ def predict(
             sys.stdout.write(json.dumps(doc) + "\n")
         else:
             sys.stdout.write(f"{_csv_cell(prediction.inference_id)},{prediction.answer}\n")
+
+
+def _target_column(stack: str) -> str | None:
+    """The stack's target column, to drop from a labelled CSV (None: no stack file)."""
+    from infra.config import settings_for_stack
+
+    try:
+        return settings_for_stack(stack, REPO_ROOT)[0].target_column
+    except USER_ERRORS:
+        return None
 
 
 def _csv_cell(value: str) -> str:

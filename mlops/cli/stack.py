@@ -9,7 +9,17 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from mlops.cli.common import REPO_ROOT, USER_ERRORS, StackOpt, StateOpt, app, console, err, fail
+from mlops.cli.common import (
+    REPO_ROOT,
+    USER_ERRORS,
+    StackOpt,
+    StateOpt,
+    app,
+    console,
+    err,
+    fail,
+    waiting,
+)
 from mlops.target import DEFAULT_STATE_DIR
 
 
@@ -127,6 +137,28 @@ def _security_facts(run: Any) -> dict[str, str]:
 
 
 @app.command()
+def init(
+    stack: Annotated[str, typer.Argument(help="The new stack's name: Pulumi.<stack>.yaml")],
+    model_name: Annotated[str, typer.Option(help="Your model's short name")],
+    target_column: Annotated[str, typer.Option(help="The column your model predicts")],
+    base: Annotated[str, typer.Option("--from", help="The stack file to start from")] = "local",
+) -> None:
+    """Write a stack file for your own model (offline `pulumi new` / `pulumi config set`)."""
+    from mlops.stackfile import init_stack
+
+    try:
+        path = init_stack(
+            REPO_ROOT, stack, model_name=model_name, target_column=target_column, base=base
+        )
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    console.print(f"wrote {path.name}: model {model_name!r}, target column {target_column!r}")
+    console.print(
+        f"next: mlops check YOUR.csv --stack {stack}, then mlops up --local --stack {stack}"
+    )
+
+
+@app.command()
 def up(
     stack: StackOpt = "local",
     local: Annotated[bool, typer.Option("--local", help="Deploy into the local cloud")] = False,
@@ -149,7 +181,7 @@ def up(
     if info is None:
         raise fail("no local cloud running: start it with `mlops local start`")
     try:
-        with console.status(f"deploying stack {stack!r} into {info.endpoint_url}…"):
+        with waiting(f"stack {stack!r} to deploy into {info.endpoint_url}"):
             result = deploy(stack, info.endpoint_url, state_dir, REPO_ROOT)
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
@@ -162,6 +194,11 @@ def up(
         if key != "lambdaEnvironment":
             table.add_row(key, json.dumps(value) if not isinstance(value, str) else value)
     console.print(table)
+    flag = "" if stack == "local" else f" --stack {stack}"
+    console.print(
+        f"deployed {result.resource_count} resources in {result.seconds:.0f}s; next: "
+        f"`mlops ingest FILE{flag}` (no data yet? `mlops sample`)"
+    )
 
 
 @app.command()
