@@ -146,6 +146,11 @@ def _json_rows(text: str) -> list[Any]:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # a client error (400), not a server one: rows are lists or objects of values
+        raise ValueError(
+            "request body nests JSON too deep: send rows as lists or objects of values"
+        ) from None
     if isinstance(payload, dict) and "instances" in payload:
         payload = payload["instances"]
         if not isinstance(payload, list):

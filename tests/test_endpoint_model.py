@@ -161,6 +161,8 @@ def test_many_rows(server: EndpointServer) -> None:
         (b'{"instances": [{"x0": 1}]}', "application/json", "lacks feature(s): x1, x2, x3, color"),
         (b"{oops", "application/json", "not valid JSON"),
         (b"\xff,1,2,3,red", "text/csv", "not UTF-8"),
+        # nested 100,000 deep: a 400 with the reason, not a 500 RecursionError
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "nests JSON too deep"),
     ],
 )
 def test_bad_input_is_400_with_the_reason(

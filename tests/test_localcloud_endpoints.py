@@ -200,3 +200,31 @@ def test_the_model_cache_refuses_an_archive_other_than_the_approved(tmp_path: Pa
             "cfg", url, "us-east-1", archive_sha256=hashlib.sha256(b"archive bytes").hexdigest()
         )
         assert loaded == [b"archive bytes"]
+
+
+def test_sagemaker_core_reads_models_configs_and_endpoints(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real SDK (sagemaker-core's typed resources) parses the local cloud's describes:
+    no empty VpcConfig / Containers / DataCaptureConfig where SageMaker omits them."""
+    resources = pytest.importorskip("sagemaker.core.resources")
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", cloud.endpoint_url)
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    session = boto3.Session(region_name="us-east-1")
+
+    model = resources.Model.get("model-b", session=session, region="us-east-1")
+    config = resources.EndpointConfig.get("config-b", session=session, region="us-east-1")
+    endpoint = resources.Endpoint.get("churn", session=session, region="us-east-1")
+
+    assert model.primary_container.model_data_url.endswith("models/model-b/model.tar.gz")
+    assert model.vpc_config is None or not isinstance(model.vpc_config, dict)
+    assert config.production_variants[0].model_name == "model-b"
+    assert endpoint.endpoint_status == "InService"
+    raw = client(cloud, "sagemaker").describe_model(ModelName="model-b")
+    assert "VpcConfig" not in raw and "Containers" not in raw
+    assert "DataCaptureConfig" not in client(cloud, "sagemaker").describe_endpoint_config(
+        EndpointConfigName="config-b"
+    )

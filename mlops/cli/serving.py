@@ -145,10 +145,15 @@ def serve(
     port: Annotated[int, typer.Option(help="Port")] = 8080,
     host: Annotated[str, typer.Option(help="Address")] = "127.0.0.1",
     capture_dir: Annotated[Path | None, typer.Option(help="Write data capture here")] = None,
+    program: Annotated[
+        str | None,
+        typer.Option(help="Your serving module in the model's code/ (SAGEMAKER_PROGRAM)"),
+    ] = None,
     stack: StackOpt = "local",
     state_dir: StateOpt = DEFAULT_STATE_DIR,
 ) -> None:
-    """Serve one model over the SageMaker container contract, in the foreground."""
+    """Serve one model over the SageMaker container contract, in the foreground: this
+    project's models, or yours with code/inference.py (model_fn, input_fn, ...)."""
     from mlops import endpoint, ops
 
     path = Path(model)
@@ -166,6 +171,6 @@ def serve(
     )
     console.print(f"serving {path} on http://{host}:{port} (/ping, /invocations); Ctrl-C stops")
     try:
-        endpoint.serve(path, host, port, capture=capture)
+        endpoint.serve(path, host, port, capture=capture, program=program)
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None

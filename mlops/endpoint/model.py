@@ -175,13 +175,30 @@ class LocalModel:
         return bytes(result), response_type
 
 
-def load_model(model_dir_or_tarball: Path | str, workdir: Path | str | None = None) -> LocalModel:
-    """Load a model folder or a ``model.tar.gz`` (unpacked into ``workdir`` or a temp folder)."""
+def load_model(
+    model_dir_or_tarball: Path | str,
+    workdir: Path | str | None = None,
+    program: str | None = None,
+) -> LocalModel:
+    """Load a model folder or a ``model.tar.gz`` (unpacked into ``workdir`` or a temp folder).
+
+    ``program``: the user's serving module in the model's ``code/`` folder (the SageMaker
+    scikit-learn container's ``SAGEMAKER_PROGRAM``); found by itself when the folder has
+    ``code/inference.py`` and is not one of this project's models."""
     source = Path(model_dir_or_tarball)
-    if source.is_dir():
-        return LocalModel.from_dir(source)
-    if not source.is_file():
+    if not source.exists():
         raise FileNotFoundError(f"no model folder or model.tar.gz at {source}")
-    if workdir is None:
-        workdir = tempfile.mkdtemp(prefix="mlops-endpoint-")
-    return LocalModel.from_tarball(source, workdir)
+    if source.is_file():
+        folder = Path(workdir or tempfile.mkdtemp(prefix="mlops-endpoint-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(source, mode="r:*") as archive:
+            archive.extractall(folder, filter="data")
+        source = folder
+    own = (_model_root(source) / EVALUATION_FILE).exists()
+    if program is None and not own and (source / "code" / "inference.py").is_file():
+        program = "inference.py"
+    if program is None:
+        return LocalModel.from_dir(source)
+    from mlops.endpoint.user_module import code_folder, load_module
+
+    return LocalModel(source, serving=load_module(code_folder(source, None, None), program))

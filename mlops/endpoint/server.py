@@ -45,7 +45,8 @@ class EndpointServer:
     gradient boosting: ~1 ms becomes 25-100 ms on a busy 2-core machine).
     """
 
-    request_queue_size = 64
+    # many clients connecting at once queue here instead of being reset
+    request_queue_size = 1024
 
     def __init__(
         self,
@@ -247,6 +248,7 @@ def serve(
     *,
     model_threads: int | None = 1,
     on_ready: Callable[[EndpointServer], None] | None = None,
+    program: str | None = None,
 ) -> None:
     """Serve a model in the foreground until Ctrl-C (or SIGTERM); then close cleanly.
 
@@ -257,7 +259,7 @@ def serve(
         if capture is not None:
             stack.callback(capture.close)  # last out: flushes what the server captured
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-endpoint-"))
-        model = load_model(model_dir_or_tarball, workdir)
+        model = load_model(model_dir_or_tarball, workdir, program)
         server = make_server(model, host, port, capture, model_threads=model_threads)
         stack.callback(server.server_close)
         if on_ready is not None:

@@ -172,7 +172,11 @@ class EndpointHost:
         try:
             for variant in new.variants:
                 self.models.get(
-                    new.config_name, variant.model_data_url, region, variant.archive_sha256
+                    new.config_name,
+                    variant.model_data_url,
+                    region,
+                    variant.archive_sha256,
+                    variant.environment,
                 )
         except Exception as exc:
             logger.warning("endpoint %s: update to %s failed: %s", key[2], new.config_name, exc)
@@ -254,7 +258,11 @@ class EndpointHost:
         accept = headers.get("Accept") or None
         try:
             model = self.models.get(
-                serving.config_name, variant.model_data_url, region, variant.archive_sha256
+                serving.config_name,
+                variant.model_data_url,
+                region,
+                variant.archive_sha256,
+                variant.environment,
             )
         except Exception as exc:
             logger.warning(

@@ -12,6 +12,9 @@ labelled with the AWS behaviour it stands in for and what does the work.
   through :mod:`mlops.localcloud.update_endpoint`.
 - SageMaker ``DescribeEndpoint``: ``DataCaptureConfig`` in its summary shape
   (moto echoes the config's, which lacks ``CaptureStatus``/``CurrentSamplingPercentage``).
+- SageMaker ``DescribeModel`` / ``DescribeEndpointConfig`` / ``DescribeEndpoint``: no
+  empty structures (moto: ``VpcConfig: {}``, ``Containers: []``, ``DataCaptureConfig: {}``,
+  which sagemaker-core's and the v3 SDK's typed shapes refuse).
 - SageMaker ``DeleteEndpoint``: the endpoint host forgets the endpoint.
 - SageMaker ``CreateEndpoint``: a "SageMaker Endpoint State Change" event (moto:
   none); the endpoint host sends one too when an update ends, done or rolled back.
@@ -124,6 +127,36 @@ def _patch_policy_conditions(patcher: Patcher) -> None:
 # ----------------------------------------------------------------------- SageMaker
 
 
+def _pruned(value: Any) -> Any:
+    """``value`` without empty structures: SageMaker omits a field it has no value for
+    (moto answers ``VpcConfig: {}``, ``Containers: []``, ``DataCaptureConfig: {}``, which
+    the SDKs' typed shapes refuse)."""
+    if isinstance(value, dict):
+        kept = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in ({}, [], None)}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def _patch_describe_shapes(patcher: Patcher, response_class: Any) -> None:
+    """STAND-IN: DescribeModel, DescribeEndpointConfig and DescribeEndpoint in the shapes
+    SageMaker answers (no empty structures), so sagemaker-core's ``Model.get`` /
+    ``EndpointConfig.get`` / ``Endpoint.get`` and the SDKs' deploy paths parse them."""
+    from moto.core.responses import ActionResult
+
+    for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
+        original = getattr(response_class, name)
+
+        def described(self: Any, _original: Callable[..., Any] = original) -> Any:
+            result = _original(self)
+            if isinstance(result, ActionResult) and isinstance(result.result, dict):
+                return ActionResult(_pruned(result.result))
+            return result
+
+        patcher.set(response_class, name, described)
+
+
 def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
     from moto.core.responses import EmptyResult
     from moto.sagemaker.exceptions import ValidationError
@@ -198,6 +231,8 @@ def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
         return response
 
     patcher.set(SageMakerModelBackend, "describe_endpoint", describe_endpoint_patched)
+
+    _patch_describe_shapes(patcher, SageMakerResponse)
 
     delete_endpoint = SageMakerModelBackend.delete_endpoint
 

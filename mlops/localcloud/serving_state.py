@@ -46,6 +46,7 @@ class Variant:
     model_data_url: str
     weight: float
     archive_sha256: str | None = None  # the digest promote released; the archive must match
+    environment: dict[str, str] = field(default_factory=dict)  # the container's Environment
 
 
 @dataclass
@@ -92,6 +93,7 @@ def resolve(backend: Any, config_name: str) -> Serving:
                 archive_sha256=((container or {}).get("Environment") or {}).get(
                     MODEL_ARCHIVE_SHA256_ENV
                 ),
+                environment=dict((container or {}).get("Environment") or {}),
             )
         )
     return Serving(config_name, variants, dict(config.data_capture_config or {}))
