@@ -21,6 +21,17 @@ def _deny_insecure_transport(service: str, resources: list[str]) -> Statement:
     }
 
 
+def _deny_other_senders(queue_arn: str, sender_arn: str) -> Statement:
+    return {
+        "Sid": "DenyOtherSenders",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": sender_arn}},
+    }
+
+
 def bucket_policy(n: Names, bucket: str, log_source_buckets: Sequence[str] = ()) -> Document:
     """Deny non-TLS (and TLS < 1.2) requests; for the access-log bucket, let the S3 logging
     service write the logs of this stack's buckets only."""
@@ -60,14 +71,7 @@ def dlq_policy(n: Names, kind: str, role_arn: str) -> Document:
     queue_arn = n.queue_arn(kind)
     return document(
         allow("FunctionRoleSends", ["sqs:SendMessage"], queue_arn, Principal={"AWS": role_arn}),
-        {
-            "Sid": "DenyOtherSenders",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": role_arn}},
-        },
+        _deny_other_senders(queue_arn, role_arn),
         _deny_insecure_transport("sqs", [queue_arn]),
     )
 
@@ -88,14 +92,7 @@ def training_jobs_queue_policy(n: Names, retrain_role_arn: str, host_role_arn: s
             queue_arn,
             Principal={"AWS": host_role_arn},
         ),
-        {
-            "Sid": "DenyOtherSenders",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": retrain_role_arn}},
-        },
+        _deny_other_senders(queue_arn, retrain_role_arn),
         _deny_insecure_transport("sqs", [queue_arn]),
     )
 
