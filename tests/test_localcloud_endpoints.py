@@ -6,10 +6,12 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from localcloud_helpers import (
     client,
     deploy_endpoint_config,
@@ -228,3 +230,107 @@ def test_sagemaker_core_reads_models_configs_and_endpoints(
     assert "DataCaptureConfig" not in client(cloud, "sagemaker").describe_endpoint_config(
         EndpointConfigName="config-b"
     )
+
+
+def _ab_endpoint(cloud: LocalCloud, weights: tuple[float, float]) -> None:
+    sm = client(cloud, "sagemaker")
+    sm.create_endpoint_config(
+        EndpointConfigName="config-ab",
+        ProductionVariants=[
+            {
+                "VariantName": name,
+                "ModelName": model,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+                "InitialVariantWeight": weight,
+            }
+            for name, model, weight in (("A", "model-a", weights[0]), ("B", "model-b", weights[1]))
+        ],
+    )
+    sm.create_endpoint(EndpointName="ab", EndpointConfigName="config-ab")
+
+
+def _served(cloud: LocalCloud, n: int = 40, target: str | None = None) -> set[tuple[str, str]]:
+    runtime = client(cloud, "sagemaker-runtime")
+    seen = set()
+    for _ in range(n):
+        extra = {"TargetVariant": target} if target else {}
+        response = runtime.invoke_endpoint(
+            EndpointName="ab", Body=BODY, ContentType="application/json", **extra
+        )
+        label = json.loads(response["Body"].read())["predictions"][0]["label"]
+        seen.add((response["InvokedProductionVariant"], label))
+    return seen
+
+
+def test_variants_route_by_weight_and_weights_change_live(cloud: LocalCloud) -> None:
+    _ab_endpoint(cloud, (1.0, 0.0))
+    assert _served(cloud) == {("A", "yes")}
+    assert _served(cloud, 5, target="B") == {("B", "no")}  # TargetVariant wins over weights
+
+    sm = client(cloud, "sagemaker")
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="ab",
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "A", "DesiredWeight": 0.0},
+            {"VariantName": "B", "DesiredWeight": 1.0},
+        ],
+    )
+    assert _served(cloud) == {("B", "no")}
+    variants = {
+        v["VariantName"]: v for v in sm.describe_endpoint(EndpointName="ab")["ProductionVariants"]
+    }
+    assert variants["B"]["CurrentWeight"] == 1.0
+    assert variants["B"]["CurrentInstanceCount"] == 1  # left out of the request: kept
+
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="ab",
+        DesiredWeightsAndCapacities=[{"VariantName": "A", "DesiredWeight": 1.0}],
+    )
+    assert _served(cloud, 80) == {("A", "yes"), ("B", "no")}  # 1:1 now
+
+
+def test_weights_that_sum_to_zero_are_refused_and_nothing_changes(cloud: LocalCloud) -> None:
+    _ab_endpoint(cloud, (1.0, 0.0))
+    sm = client(cloud, "sagemaker")
+    with pytest.raises(ClientError, match="sum to 0"):
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName="ab",
+            DesiredWeightsAndCapacities=[{"VariantName": "A", "DesiredWeight": 0.0}],
+        )
+    assert _served(cloud, 10) == {("A", "yes")}
+
+
+def test_each_variant_publishes_sagemakers_invocation_metrics(cloud: LocalCloud) -> None:
+    _ab_endpoint(cloud, (1.0, 1.0))
+    served = [v for v, _ in _served(cloud, 30)]  # both variants take some
+    runtime = client(cloud, "sagemaker-runtime")
+    with pytest.raises(ClientError):  # the model refuses it: a 4XX of variant B
+        runtime.invoke_endpoint(
+            EndpointName="ab", Body=b"{oops", ContentType="application/json", TargetVariant="B"
+        )
+    watch = client(cloud, "cloudwatch")
+    now = datetime.now(UTC)
+
+    def total(metric: str, variant: str, stat: str = "Sum") -> float:
+        points = watch.get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName=metric,
+            Dimensions=[
+                {"Name": "EndpointName", "Value": "ab"},
+                {"Name": "VariantName", "Value": variant},
+            ],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=5),
+            Period=600,
+            Statistics=[stat],
+        )["Datapoints"]
+        return sum(p[stat] for p in points)
+
+    assert {"A", "B"} <= set(served)
+    invocations = {v: total("Invocations", v) for v in ("A", "B")}
+    assert invocations["A"] + invocations["B"] == 31
+    assert total("Invocation4XXErrors", "B") == 1 and total("Invocation4XXErrors", "A") == 0
+    assert total("Invocation5XXErrors", "A") == 0
+    assert total("ModelLatency", "A", "SampleCount") == invocations["A"]
+    assert total("ModelLatency", "A", "Maximum") > 0

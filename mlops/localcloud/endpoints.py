@@ -25,12 +25,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lambdas.ground_truth import MAX_INFERENCE_ID, is_inference_id
+from mlops.localcloud import endpoint_metrics
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, moto_now
 from mlops.localcloud.data_capture import DataCapture
@@ -253,7 +255,12 @@ class EndpointHost:
             with self._lock:
                 serving = self._serving.setdefault(key, serving)
         inference_id = inference_id_of(headers.get(INFERENCE_ID_HEADER))
-        variant = pick_variant(serving, headers.get("X-Amzn-SageMaker-Target-Variant"))
+        live = {
+            v["VariantName"]: float(v["CurrentWeight"])
+            for v in endpoint.production_variants
+            if v.get("CurrentWeight") is not None
+        }
+        variant = pick_variant(serving, headers.get("X-Amzn-SageMaker-Target-Variant"), live)
         content_type = headers.get("Content-Type") or "application/octet-stream"
         accept = headers.get("Accept") or None
         try:
@@ -271,13 +278,18 @@ class EndpointHost:
             raise _model_error(name, account, region, 500, f"model failed to load: {exc}") from None
         from mlops.endpoint import InvocationError
 
+        started = time.perf_counter()
         try:
             answer, answer_type = model.invoke(body, content_type, accept)
         except InvocationError as exc:
+            endpoint_metrics.publish(account, region, name, variant.name, exc.status, None)
             raise _model_error(name, account, region, exc.status, exc.message) from None
         except Exception as exc:
             logger.exception("endpoint %s: invocation failed", name)
+            endpoint_metrics.publish(account, region, name, variant.name, 500, None)
             raise _model_error(name, account, region, 500, f"{type(exc).__name__}: {exc}") from None
+        latency_us = (time.perf_counter() - started) * 1e6
+        endpoint_metrics.publish(account, region, name, variant.name, 200, latency_us)
         self.captures.capture(
             key,
             serving.capture,

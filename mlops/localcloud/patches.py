@@ -15,6 +15,8 @@ labelled with the AWS behaviour it stands in for and what does the work.
 - SageMaker ``DescribeModel`` / ``DescribeEndpointConfig`` / ``DescribeEndpoint``: no
   empty structures (moto: ``VpcConfig: {}``, ``Containers: []``, ``DataCaptureConfig: {}``,
   which sagemaker-core's and the v3 SDK's typed shapes refuse).
+- SageMaker ``UpdateEndpointWeightsAndCapacities``: values left out keep theirs (moto:
+  None), weights summing to 0 are refused; invocations route by the live weights.
 - SageMaker ``DeleteEndpoint``: the endpoint host forgets the endpoint.
 - SageMaker ``CreateEndpoint``: a "SageMaker Endpoint State Change" event (moto:
   none); the endpoint host sends one too when an update ends, done or rolled back.
@@ -139,6 +141,50 @@ def _pruned(value: Any) -> Any:
     return value
 
 
+def _patch_variant_weights(patcher: Patcher, backend_class: Any) -> None:
+    """STAND-IN fixes to moto's ``UpdateEndpointWeightsAndCapacities``: a value the request
+    leaves out keeps its current one (moto sets it to None), and weights that would sum to
+    0 are refused (nothing would take traffic); the endpoint host routes by the result."""
+    from moto.sagemaker.exceptions import ValidationError
+
+    original = backend_class.update_endpoint_weights_and_capacities
+
+    def update(self: Any, endpoint_name: str, desired_weights_and_capacities: Any) -> Any:
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is None:
+            return original(self, endpoint_name, desired_weights_and_capacities)
+        config = self.endpoint_configs.get(endpoint.endpoint_config_name)
+        initial = {
+            v["VariantName"]: float(v.get("InitialVariantWeight", 1.0))
+            for v in (config.production_variants if config else [])
+        }
+        before = {v["VariantName"]: dict(v) for v in endpoint.production_variants}
+        weights = {
+            name: float(v.get("CurrentWeight", initial.get(name, 1.0)))
+            for name, v in before.items()
+        }
+        for wanted in desired_weights_and_capacities:
+            if wanted.get("DesiredWeight") is not None and wanted.get("VariantName") in weights:
+                weights[wanted["VariantName"]] = float(wanted["DesiredWeight"])
+        if weights and sum(weights.values()) <= 0:
+            raise ValidationError(
+                message="The variants' weights would sum to 0: at least one variant must "
+                "have a positive DesiredWeight to take traffic."
+            )
+        arn = original(self, endpoint_name, desired_weights_and_capacities)
+        for variant in endpoint.production_variants:
+            old = before.get(variant["VariantName"], {})
+            variant["CurrentWeight"] = variant["DesiredWeight"] = weights.get(
+                variant["VariantName"], 1.0
+            )
+            for key in ("DesiredInstanceCount", "CurrentInstanceCount"):
+                if variant.get(key) is None and old.get(key) is not None:
+                    variant[key] = old[key]
+        return arn
+
+    patcher.set(backend_class, "update_endpoint_weights_and_capacities", update)
+
+
 def _patch_describe_shapes(patcher: Patcher, response_class: Any) -> None:
     """STAND-IN: DescribeModel, DescribeEndpointConfig and DescribeEndpoint in the shapes
     SageMaker answers (no empty structures), so sagemaker-core's ``Model.get`` /
@@ -233,6 +279,7 @@ def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
     patcher.set(SageMakerModelBackend, "describe_endpoint", describe_endpoint_patched)
 
     _patch_describe_shapes(patcher, SageMakerResponse)
+    _patch_variant_weights(patcher, SageMakerModelBackend)
 
     delete_endpoint = SageMakerModelBackend.delete_endpoint
 

@@ -99,8 +99,12 @@ def resolve(backend: Any, config_name: str) -> Serving:
     return Serving(config_name, variants, dict(config.data_capture_config or {}))
 
 
-def pick_variant(serving: Serving, target: str | None) -> Variant:
-    """The ``TargetVariant`` asked for, else one drawn by ``InitialVariantWeight``."""
+def pick_variant(
+    serving: Serving, target: str | None, weights: dict[str, float] | None = None
+) -> Variant:
+    """The ``TargetVariant`` asked for, else one drawn by weight: ``weights`` (the
+    endpoint's current ones, after ``UpdateEndpointWeightsAndCapacities``), else the
+    config's ``InitialVariantWeight``."""
     if not serving.variants:
         raise EndpointFault(400, "ValidationError", "the endpoint has no production variant")
     if target:
@@ -112,12 +116,16 @@ def pick_variant(serving: Serving, target: str | None) -> Variant:
             "ValidationError",
             f"Variant {target} not found for endpoint config {serving.config_name}.",
         )
-    total = sum(v.weight for v in serving.variants)
+    live = weights or {}
+    weighed = [(v, live.get(v.name, v.weight)) for v in serving.variants]
+    total = sum(w for _, w in weighed)
     if total <= 0:
         return serving.variants[0]
     pick = _random.uniform(0, total)
-    for variant in serving.variants:
-        pick -= variant.weight
+    for variant, weight in weighed:
+        if weight <= 0:
+            continue
+        pick -= weight
         if pick <= 0:
             return variant
-    return serving.variants[-1]
+    return next(v for v, w in reversed(weighed) if w > 0)
