@@ -83,7 +83,6 @@ class Clients:
         "dynamodb": "dynamodb",
         "sns": "sns",
         "cloudwatch": "cloudwatch",
-        "ec2": "ec2",
         "autoscaling": "application-autoscaling",
         "hosts": "autoscaling",  # EC2 Auto Scaling: the training hosts' group
         "sqs": "sqs",
@@ -126,10 +125,6 @@ class Clients:
     @property
     def cloudwatch(self) -> Any:
         return self._get("cloudwatch")
-
-    @property
-    def ec2(self) -> Any:
-        return self._get("ec2")
 
     @property
     def autoscaling(self) -> Any:

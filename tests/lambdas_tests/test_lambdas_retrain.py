@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from lambdas_helpers import (
@@ -306,7 +307,7 @@ HOSTS = "mlops-training-hosts"
 def _training_hosts(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> str:
     """The EC2 backend as the program makes it: a job queue, a launch template and an
     Auto Scaling group of 0 hosts; the control plane's environment names them."""
-    template = stack.clients.ec2.create_launch_template(
+    template = boto3.client("ec2", region_name=REGION).create_launch_template(
         LaunchTemplateName="mlops-training",
         LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.large"},
     )["LaunchTemplate"]["LaunchTemplateId"]
