@@ -14,6 +14,7 @@ through `invoke_endpoint`, the drift handler reads the capture bucket.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,12 @@ from mlops.errors import MlopsError
 from mlops.target import Target, from_outputs
 
 STACK = "local"
+ROWS = 5_000  # transactions a day
 QUALITY_ROWS = 600  # day-4 predictions later labelled (one request each)
+# each training job's budget (its max-seconds hyperparameter): the search gets half, the
+# optional analyses what is left; the gate's evidence (champion, reference set, data
+# guard) always runs. A stack's own default is 60 s.
+TRAINING = {"max-seconds": 8, "max-candidates": 6}
 
 
 class DemoError(MlopsError, RuntimeError):
@@ -82,7 +88,7 @@ def _outcomes(cloud: Any, since: int) -> list[dict[str, Any]]:
 def run(
     repo_root: Path,
     *,
-    rows: int = 20_000,
+    rows: int = ROWS,
     seed: int = 7,
     workdir: Path | None = None,
     console: Console | None = None,
@@ -125,7 +131,8 @@ def _loop(
     result: DemoResult,
 ) -> None:
     with _stage(result, "deploy the stack (Pulumi program -> moto)", console):
-        deployed = deploy(STACK, cloud.endpoint_url, root / "cloud", repo_root)
+        overrides = {"mlops:trainingHyperparameters": json.dumps(TRAINING)}
+        deployed = deploy(STACK, cloud.endpoint_url, root / "cloud", repo_root, overrides=overrides)
         result.resources = deployed.resource_count
         target = from_outputs(STACK, deployed.outputs, cloud.endpoint_url)
 
@@ -167,20 +174,24 @@ def _loop(
     # challenger may look fine; the reference set and the data guard refuse it
     day3 = datasets.transactions(rows, fraud_rate=0.03, shift=1.0, seed=seed + 2)
     day3["label"] = day3["label"].sample(frac=1.0, random_state=seed).to_numpy()
-    with _stage(result, "day 3: shuffled labels -> challenger refused, champion serves", console):
-        ops.ingest(target, [datasets.write_csv(day3, root / "data" / "day3.csv")], "2026-11-03")
-        _wait(cloud, "day 3")
-
     # day 4: a new kind of fraud the model has never seen (a share of ordinary-looking
-    # transactions turn out to be fraud); its labels arrive after the predictions
+    # transactions turn out to be fraud); the champion serves it while day 3's challenger
+    # trains, and its labels arrive after the predictions
     day4 = datasets.transactions(QUALITY_ROWS, fraud_rate=0.03, shift=1.0, seed=seed + 3)
     day4 = day4.head(QUALITY_ROWS).copy()  # the generator adds a few duplicate rows
     unseen = day4.sample(frac=0.05, random_state=seed).index
     day4.loc[unseen, "label"] = 1
+    ids = [f"day4-{i}" for i in range(len(day4))]
+    with _stage(
+        result, "day 3: shuffled labels -> challenger refused; day-4 traffic served", console
+    ):
+        ops.ingest(target, [datasets.write_csv(day3, root / "data" / "day3.csv")], "2026-11-03")
+        _serve_day4(target, day4, ids)
+        _wait(cloud, "day 3")
     with _stage(
         result, "day 4: late labels -> live F1 below the champion's -> alarm -> retrain", console
     ):
-        result.quality = _late_labels(cloud, target, day4, root / "data")
+        result.quality = _late_labels(cloud, target, day4, ids, root / "data")
 
     result.deliveries = list(cloud.deliveries)
     result.jobs = ops.jobs(target)
@@ -193,16 +204,21 @@ def _loop(
         result.report = ops.report(target, result.jobs[0]["name"], root / "reports")
 
 
-def _late_labels(cloud: Any, target: Target, day: Any, folder: Path) -> dict[str, Any]:
-    """Serve ``day`` one row per request with inference IDs, then upload its true labels:
-    the quality function (started by the new label object) joins them, and its alarm asks
-    for a retrain that learns from the feedback rows."""
+def _serve_day4(target: Target, day: Any, ids: list[str]) -> None:
+    """One request per row, each with its inference ID (what the labels will name)."""
     from mlops import labels
 
-    ids = [f"day4-{i}" for i in range(len(day))]
-    lines = datasets.features_csv(day).splitlines()
-    labels.predict_rows(target, lines, ids, "application/json")
-    _wait(cloud, "day-4 traffic")
+    labels.predict_rows(target, datasets.features_csv(day).splitlines(), ids, "application/json")
+
+
+def _late_labels(
+    cloud: Any, target: Target, day: Any, ids: list[str], folder: Path
+) -> dict[str, Any]:
+    """Upload ``day``'s true labels: the quality function (started by the new label object)
+    joins them to the captured predictions, and its alarm asks for a retrain that learns
+    from the feedback rows."""
+    from mlops import labels
+
     path = folder / "day4-labels.csv"
     path.write_text(
         "inference_id,label\n"

@@ -116,7 +116,7 @@ def local_wait(
 
 @app.command()
 def demo(
-    rows: Annotated[int, typer.Option(help="Transactions per day")] = 20_000,
+    rows: Annotated[int, typer.Option(help="Transactions per day")] = 5_000,
     seed: Annotated[int, typer.Option(help="Data seed")] = 7,
 ) -> None:
     """The whole loop offline: deploy, ingest, train, promote, serve, drift, retrain, gate."""

@@ -58,7 +58,7 @@ class EndpointServer:
         self.model = model
         self.capture = capture
         self.model_threads = model_threads
-        self._openmp = _openmp_controller() if model_threads else None
+        self._openmp = openmp_controller() if model_threads else None
         host, port = address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -188,7 +188,7 @@ class EndpointServer:
         self.server_close()
 
 
-def _openmp_controller() -> Any:
+def openmp_controller() -> Any:
     """threadpoolctl's handle on the loaded OpenMP runtimes, or None without any."""
     try:
         from threadpoolctl import ThreadpoolController  # a scikit-learn dependency

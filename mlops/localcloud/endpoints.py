@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lambdas.ground_truth import MAX_INFERENCE_ID, is_inference_id
 from mlops.localcloud import endpoint_metrics
@@ -90,6 +90,21 @@ class EndpointHost:
         self._lock = threading.Lock()
         self._serving: dict[tuple[str, str, str], Serving] = {}
         self._threads: list[threading.Thread] = []
+        self._openmp: Any = None  # threadpoolctl's handle, once a model has loaded OpenMP
+
+    def _one_openmp_thread(self) -> contextlib.AbstractContextManager[Any]:
+        """One OpenMP thread for this request's prediction (a per-thread setting).
+
+        Requests already run side by side, one thread each; an OpenMP team per request
+        on top oversubscribes the cores, and beside a training job a single-row gradient
+        boosting prediction went from 2.0 ms to 8.7 ms (measured on 2 cores)."""
+        if self._openmp is None:
+            from mlops.endpoint.server import openmp_controller
+
+            self._openmp = openmp_controller() or False
+        if not self._openmp:
+            return contextlib.nullcontext()
+        return cast(contextlib.AbstractContextManager[Any], self._openmp.limit(limits=1))
 
     def close(self) -> None:
         for thread in list(self._threads):
@@ -280,7 +295,8 @@ class EndpointHost:
 
         started = time.perf_counter()
         try:
-            answer, answer_type = model.invoke(body, content_type, accept)
+            with self._one_openmp_thread():
+                answer, answer_type = model.invoke(body, content_type, accept)
         except InvocationError as exc:
             endpoint_metrics.publish(account, region, name, variant.name, exc.status, None)
             raise _model_error(name, account, region, exc.status, exc.message) from None

@@ -1,50 +1,76 @@
-"""The Lambda runtime stand-in: run a deployed function's handler once per event.
+"""The Lambda runtime stand-in: warm execution environments for deployed functions.
 
-STAND-IN for the Lambda Python runtime, which moto runs in Docker only. Two
-halves of one protocol, both here:
-
-- the parent, :class:`LambdaRuntime` (used by the event router): builds the
-  function's environment (its variables, the local cloud's endpoint, fake
-  credentials, ``AWS_LAMBDA_*``), runs ``python -m mlops.localcloud.invoke
-  <module.function>`` with the event as JSON on stdin, enforces the function's
-  timeout and turns the exit into an outcome dict;
-- the child, :func:`main`: imports the handler, calls it with a
-  :class:`LambdaContext`, and writes its return value as JSON on stdout (exit 0)
-  or Lambda's error document ``{"errorMessage", "errorType", "stackTrace"}``
-  (exit 1). While the handler runs, file descriptor 1 points at stderr, so
-  whatever the handler prints (logs) never mixes with the result.
+STAND-IN for the Lambda Python runtime, which moto runs in Docker only. The parent
+half, :class:`LambdaRuntime` (used by the event router), builds the function's
+environment (its variables, the local cloud's endpoint, fake credentials,
+``AWS_LAMBDA_*``) and keeps one warm execution environment per function, a
+``python -m mlops.localcloud.lambda_worker <Handler>`` process that imports the handler
+on its first invocation and reuses it after, as Lambda does. A new code hash, handler or
+configuration starts a fresh one; a timed-out invocation or a crashed runtime ends its
+environment (as Lambda resets it); environments idle for :data:`IDLE_S` are reaped,
+and all of them end with the local cloud (:mod:`mlops.localcloud.children`).
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-import traceback
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops.localcloud.children import die_with_parent
+from mlops.localcloud.lambda_worker import LambdaContext, load_handler
 from mlops.localcloud.state import DEFAULT_REGION, FAKE_CREDENTIALS
+
+__all__ = ["IDLE_S", "INIT_ALLOWANCE_S", "LambdaContext", "LambdaRuntime", "load_handler"]
 
 logger = logging.getLogger(__name__)
 
 # Lambda's init phase has its own 10 s budget on top of the function timeout.
 INIT_ALLOWANCE_S = 10.0
+IDLE_S = 600.0  # Lambda reaps an idle environment after minutes; so do we
 _LOG_TAIL_CHARS = 4000
 _ENV_PREFIXES_DROPPED = ("AWS_", "MLOPS_", "SM_", "_HANDLER", "LAMBDA_")
+_PER_INVOCATION = ("AWS_LAMBDA_LOG_STREAM_NAME", "_LOCALCLOUD_REQUEST_ID")
 
 
-# ---------------------------------------------------------------------- the parent
+@dataclass
+class _Environment:
+    """One warm execution environment: its process and what it was started for."""
+
+    key: str
+    proc: subprocess.Popen[bytes]
+    invocations: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    busy: threading.Lock = field(default_factory=threading.Lock)  # one invocation at a time
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def end(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
 
 
 class LambdaRuntime:
-    """Runs handlers of moto's Lambda functions, one subprocess per invocation.
+    """Runs handlers of moto's Lambda functions in warm execution environments.
 
     Parameters
     ----------
@@ -70,13 +96,23 @@ class LambdaRuntime:
         self.python_path = list(python_path)
         self.cwd = cwd
         self.state_dir = state_dir
-        self._current: subprocess.Popen[bytes] | None = None
+        self._environments: dict[str, _Environment] = {}
+        self._lock = threading.Lock()
+        self._scratch = tempfile.TemporaryDirectory(prefix="mlops-lambda-")
 
     def kill(self) -> None:
-        """End the invocation running now, if any (the local cloud shuts down)."""
-        proc = self._current
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        """End every execution environment (the local cloud shuts down)."""
+        with self._lock:
+            environments, self._environments = list(self._environments.values()), {}
+        for environment in environments:
+            environment.end()
+        with contextlib.suppress(OSError):
+            self._scratch.cleanup()
+
+    def warm(self) -> dict[str, int]:
+        """Function ARN -> invocations served by its live environment."""
+        with self._lock:
+            return {arn: e.invocations for arn, e in self._environments.items() if e.alive()}
 
     def environment(self, fn: Any, request_id: str) -> dict[str, str]:
         """The handler's environment: its function's variables on a Lambda-like base."""
@@ -107,55 +143,105 @@ class LambdaRuntime:
         env["AWS_ENDPOINT_URL"] = self.endpoint_url
         return env
 
+    def _environment_for(self, fn: Any, env: dict[str, str]) -> tuple[_Environment, bool]:
+        """The function's warm environment, or a new one: ``(environment, started now)``."""
+        static = {k: v for k, v in env.items() if k not in _PER_INVOCATION}
+        identity = [fn.handler, getattr(fn, "code_sha_256", ""), sorted(static.items())]
+        key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+        now = time.monotonic()
+        stale: list[_Environment] = []
+        with self._lock:
+            for arn, other in list(self._environments.items()):
+                if now - other.last_used > IDLE_S:
+                    stale.append(self._environments.pop(arn))
+            current = self._environments.get(fn.function_arn)
+            if current is not None and (current.key != key or not current.alive()):
+                stale.append(self._environments.pop(fn.function_arn))
+                current = None
+        for environment in stale:
+            environment.end()
+        if current is not None:
+            return current, False
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "mlops.localcloud.lambda_worker", fn.handler],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=static,
+            cwd=str(self.cwd) if self.cwd else None,
+            preexec_fn=die_with_parent,  # only a prctl call between fork and exec
+        )
+        environment = _Environment(key, proc)
+        with self._lock:
+            self._environments[fn.function_arn] = environment
+        return environment, True
+
     def invoke(self, fn: Any, payload: Any, request_id: str) -> dict[str, Any]:
-        """Run ``fn``'s handler on ``payload`` in a subprocess; the outcome as a dict."""
+        """Run ``fn``'s handler on ``payload`` in its warm environment; the outcome."""
         if not fn.handler:
             return {"status": "failed", "error": "the function has no Handler"}
         env = self.environment(fn, request_id)
-        timeout = float(fn.timeout or 3) + INIT_ALLOWANCE_S
-        cmd = [sys.executable, "-m", "mlops.localcloud.invoke", fn.handler]
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=str(self.cwd) if self.cwd else None,
-        )
-        self._current = proc
-        try:
-            out, err = proc.communicate(json.dumps(payload).encode(), timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            timed_out = True
-        finally:
-            self._current = None
-        logs = err.decode("utf-8", "replace")
+        environment, cold = self._environment_for(fn, env)
+        timeout = float(fn.timeout or 3) + (INIT_ALLOWANCE_S if cold else 0.0)
+        log = Path(self._scratch.name) / f"{request_id}.log"
+        request = {
+            "event": payload,
+            "log": str(log),
+            "env": {k: env[k] for k in _PER_INVOCATION},
+        }
+        with environment.busy:
+            answer, failure = self._exchange(environment, request, timeout)
+            environment.invocations += 1
+            environment.last_used = time.monotonic()
+        logs = ""
+        with contextlib.suppress(OSError):
+            logs = log.read_text("utf-8", "replace")
+            log.unlink()
         self._append_function_log(fn.function_name, request_id, logs)
-        outcome: dict[str, Any] = {"log_tail": logs[-_LOG_TAIL_CHARS:]}
-        if timed_out:
-            outcome.update(
-                status="failed",
-                error=f"Task timed out after {fn.timeout} seconds (+{INIT_ALLOWANCE_S:.0f} s init)",
-            )
+        outcome: dict[str, Any] = {"log_tail": logs[-_LOG_TAIL_CHARS:], "cold_start": cold}
+        if failure is not None:
+            with self._lock:
+                if self._environments.get(fn.function_arn) is environment:
+                    del self._environments[fn.function_arn]
+            environment.end()
+            if failure == "timeout":
+                init = f" (+{INIT_ALLOWANCE_S:.0f} s init)" if cold else ""
+                failure = f"Task timed out after {fn.timeout} seconds{init}"
+            outcome.update(status="failed", error=failure)
             return outcome
-        try:
-            result = json.loads(out.decode() or "null")
-        except ValueError:
-            result = out.decode("utf-8", "replace")
-        if proc.returncode == 0:
+        result = answer["result"]
+        if answer.get("ok"):
             outcome.update(status="succeeded", result=result)
         else:
             message = result.get("errorMessage") if isinstance(result, dict) else None
             kind = result.get("errorType") if isinstance(result, dict) else None
             outcome.update(
                 status="failed",
-                error=f"{kind}: {message}" if kind else (message or f"exit code {proc.returncode}"),
+                error=f"{kind}: {message}" if kind else (message or "the handler failed"),
                 result=result,
             )
         return outcome
+
+    @staticmethod
+    def _exchange(
+        environment: _Environment, request: dict[str, Any], timeout: float
+    ) -> tuple[dict[str, Any], str | None]:
+        """Send one request, wait for its answer: ``(answer, None)`` or ``({}, why)``."""
+        proc = environment.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write((json.dumps(request, default=str) + "\n").encode())
+            proc.stdin.flush()
+        except OSError:
+            return {}, f"Runtime exited with error: exit status {proc.poll()}"
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        if not ready:
+            return {}, "timeout"
+        line = proc.stdout.readline()
+        if not line:
+            code = proc.wait(5)
+            return {}, f"Runtime exited with error: exit status {code}"
+        return json.loads(line), None
 
     def _append_function_log(self, function: str, request_id: str, text: str) -> None:
         if self.state_dir is None:
@@ -167,76 +253,3 @@ class LambdaRuntime:
                 handle.write(f"START RequestId: {request_id}\n{text}END RequestId: {request_id}\n")
         except OSError:
             logger.warning("could not write %s", path)
-
-
-# ---------------------------------------------------------------------- the child
-
-
-class LambdaContext:
-    """The attributes of Lambda's context object that handlers and powertools read."""
-
-    def __init__(self, environ: dict[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME", "local-function")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        self.invoked_function_arn = env.get(
-            "_LOCALCLOUD_FUNCTION_ARN",
-            f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}",
-        )
-        self.memory_limit_in_mb = int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
-        self.aws_request_id = env.get("_LOCALCLOUD_REQUEST_ID") or str(uuid.uuid4())
-        self.log_group_name = env.get(
-            "AWS_LAMBDA_LOG_GROUP_NAME", f"/aws/lambda/{self.function_name}"
-        )
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "localcloud")
-        self.identity = None
-        self.client_context = None
-        timeout_s = float(env.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"))
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def load_handler(spec: str) -> Callable[[Any, Any], Any]:
-    """``"lambdas.retrain.handler"`` (or ``"lambdas/retrain.handler"``) -> the function."""
-    module_name, _, function_name = spec.replace("/", ".").rpartition(".")
-    if not module_name or not function_name:
-        raise ValueError(f"bad handler {spec!r}: expected module.function")
-    module = importlib.import_module(module_name)
-    handler = getattr(module, function_name, None)
-    if not callable(handler):
-        raise AttributeError(f"Handler '{function_name}' missing on module '{module_name}'")
-    return handler
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m mlops.localcloud.invoke <module.function>", file=sys.stderr)
-        return 2
-    event = json.loads(sys.stdin.read() or "null")
-    result_fd = os.dup(1)
-    sys.stdout.flush()
-    os.dup2(2, 1)  # prints and logs of the handler go to stderr
-    code = 0
-    try:
-        handler = load_handler(args[0])
-        result: Any = handler(event, LambdaContext())
-    except Exception as exc:
-        code = 1
-        result = {
-            "errorMessage": str(exc),
-            "errorType": type(exc).__name__,
-            "stackTrace": traceback.format_exception(exc),
-        }
-        traceback.print_exc()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with os.fdopen(result_fd, "w") as out:
-        out.write(json.dumps(result, default=str))
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

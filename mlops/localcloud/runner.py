@@ -35,6 +35,7 @@ from typing import Any
 from mlops.localcloud import training_status
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, moto_now
+from mlops.localcloud.children import own_group_dying_with_parent
 from mlops.localcloud.state import JOBS_DIR
 from mlops.localcloud.training import (
     CURRENT_HOST,
@@ -285,7 +286,8 @@ class JobRunner:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: stop kills its children too
+            # its own process group (a stop kills its children too), SIGKILL when we exit
+            preexec_fn=own_group_dying_with_parent,
         )
         entry.proc = proc
         pumps = [

@@ -96,3 +96,52 @@ def test_the_paired_bootstrap_tells_noise_from_a_regression() -> None:
     regression = diff(worse, good)
     assert regression["high"] < 0 < -regression["value"], regression
     assert regression["low"] <= regression["value"] <= regression["high"]
+
+
+@pytest.mark.parametrize("metric", ["f1", "precision", "recall", "accuracy", "mcc"])
+@pytest.mark.parametrize("positives", [40, 2])  # 2: many resamples without a positive
+def test_the_paired_bootstrap_equals_scikit_learn_on_every_resample(
+    metric: str, positives: int
+) -> None:
+    from sklearn import metrics as skm
+
+    from jobs.reference import paired_bootstrap
+
+    rng = np.random.default_rng(11)
+    y = np.array(["ok"] * (400 - positives) + ["fraud"] * positives)
+    ours = np.where(rng.random(400) < 0.85, y, np.where(y == "ok", "fraud", "ok"))
+    theirs = np.where(rng.random(400) < 0.7, y, "ok")
+    proba = np.zeros((400, 2))  # not used by these metrics
+    sk = {
+        "f1": skm.f1_score,
+        "precision": skm.precision_score,
+        "recall": skm.recall_score,
+        "accuracy": skm.accuracy_score,
+        "mcc": skm.matthews_corrcoef,
+    }[metric]
+
+    def scored(pred: np.ndarray, weight: np.ndarray) -> float:
+        if metric in ("accuracy", "mcc"):
+            return float(sk(y, pred, sample_weight=weight))
+        return float(sk(y, pred, pos_label="fraud", zero_division=0, sample_weight=weight))
+
+    # what the bootstrap claims to compute: one multinomial draw per resample, sklearn
+    draws = np.random.default_rng(0)
+    diffs = [
+        scored(ours, w) - scored(theirs, w)
+        for w in (draws.multinomial(400, np.full(400, 1 / 400)).astype(float) for _ in range(130))
+    ]
+    got = paired_bootstrap(
+        y,
+        (ours, proba),
+        (theirs, proba),
+        metric=metric,
+        labels=["fraud", "ok"],
+        positive="fraud",
+        minority="fraud",
+        resamples=130,
+    )
+    low, high = np.quantile(diffs, [0.025, 0.975])
+    assert got["resamples"] == 130
+    assert got["low"] == pytest.approx(low, abs=1e-6)  # it rounds to 6 places
+    assert got["high"] == pytest.approx(high, abs=1e-6)
