@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,31 +30,80 @@ def local_start(
         int, typer.Option(help="Port of the moto server", envvar="MLOPS_LOCAL_PORT")
     ] = 5000,
     tick: Annotated[float | None, typer.Option(help="Fire schedules every N seconds")] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start empty: forget the last run's state")
+    ] = False,
     state_dir: StateOpt = DEFAULT_STATE_DIR,
 ) -> None:
-    """Start a moto server plus job runner, event router and endpoints, in the background."""
-    from mlops import localcloud
+    """Start a moto server plus job runner, event router and endpoints, in the background.
 
+    It restores what the last run held (kept in STATE_DIR/snapshot on every change and
+    at stop) unless --fresh."""
+    from mlops import localcloud
+    from mlops.localcloud import client
+
+    if fresh and localcloud.status(state_dir) is not None:
+        raise fail("a local cloud is running: `mlops local reset` empties it")
+    if fresh:
+        _forget(state_dir)
     try:
         with console.status(f"starting the local cloud on 127.0.0.1:{port}…"):
             info = localcloud.start(state_dir, port=port, tick=tick, repo_root=REPO_ROOT)
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     console.print(f"local cloud running at [bold]{info.endpoint_url}[/] (pid {info.pid})")
+    restored = client.status(info).get("restored")
+    if restored:
+        console.print(
+            f"  restored the last run's state (saved {restored['saved_at']}): "
+            f"{', '.join(restored['services'])}"
+        )
+        for job in restored.get("interrupted_jobs") or []:
+            console.print(f"  [yellow]training job {job} was running at stop: now Failed[/]")
+    else:
+        console.print("  starting empty" + (" (--fresh)" if fresh else " (no saved state)"))
     console.print(f"  boto3: AWS_ENDPOINT_URL={info.endpoint_url}; aws --endpoint-url ...")
+
+
+def _forget(state_dir: Path) -> list[str]:
+    """Delete the saved cloud and the stacks deployed into it; what was deleted."""
+    from mlops.localcloud import snapshot
+
+    gone = [str(snapshot.snapshot_path(state_dir))] if snapshot.remove(state_dir) else []
+    for stale in (state_dir / "stacks").glob("*.json"):
+        stale.unlink()
+        gone.append(str(stale))
+    return gone
 
 
 @local_app.command("stop")
 def local_stop(state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
-    """Stop the background local cloud (its resources live in memory and go with it)."""
+    """Stop the background local cloud; its state is saved for the next start."""
     from mlops import localcloud
 
     if localcloud.stop(state_dir):
-        for stale in (state_dir / "stacks").glob("*.json"):
-            stale.unlink()
-        console.print("local cloud stopped")
+        console.print("local cloud stopped; `mlops local start` restores it (--fresh: empty)")
     else:
         console.print("no local cloud was running")
+
+
+@local_app.command("reset")
+def local_reset(state_dir: StateOpt = DEFAULT_STATE_DIR) -> None:
+    """Forget everything the local cloud holds (a running one restarts empty)."""
+    from mlops import localcloud
+
+    info = localcloud.status(state_dir)
+    if info is not None:
+        localcloud.stop(state_dir)
+    gone = _forget(state_dir)
+    if info is not None:
+        try:
+            localcloud.start(state_dir, port=info.port, repo_root=REPO_ROOT)
+        except USER_ERRORS as exc:
+            raise fail(str(exc)) from None
+    what = f"deleted {len(gone)} saved file(s)" if gone else "nothing was saved"
+    again = f"; running again, empty, at {info.endpoint_url}" if info is not None else ""
+    console.print(f"local cloud reset: {what}{again}")
 
 
 @local_app.command("status")

@@ -30,6 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tick", type=float, default=None, help="fire every schedule rule every TICK seconds"
     )
     parser.add_argument("--max-jobs", type=int, default=1, help="training jobs run at once")
+    parser.add_argument(
+        "--persist",
+        action="store_true",
+        help="restore <state-dir>/snapshot at start, keep it up to date, save it at stop",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every API request")
     args = parser.parse_args(argv)
 
@@ -50,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tick=args.tick,
         repo_root=repo_root,
         max_jobs=args.max_jobs,
+        persist=args.persist,
     )
     try:
         cloud.start()

@@ -106,6 +106,7 @@ def start(
     *,
     max_jobs: int = 1,
     timeout: float = _START_TIMEOUT_S,
+    persist: bool = True,
 ) -> LocalCloudInfo:
     """Start the background local cloud (or return the one already running there).
 
@@ -117,6 +118,9 @@ def start(
         Port on 127.0.0.1; 5000 when None, a free one when 0.
     tick : float, optional
         Fire schedule rules every ``tick`` seconds (off when None).
+    persist : bool
+        Restore the last run's snapshot and keep it (``--persist``); a snapshot that
+        cannot be read stops the start with the reason.
     repo_root : Path, optional
         The checkout Lambda handlers and ``jobs.inference`` are imported from
         (the current directory when None).
@@ -155,6 +159,8 @@ def start(
     ]
     if tick:
         cmd += ["--tick", str(tick)]
+    if persist:
+        cmd.append("--persist")
     env = dict(os.environ)
     env.pop("AWS_ENDPOINT_URL", None)
     env["PYTHONPATH"] = os.pathsep.join(

@@ -36,7 +36,7 @@ from mlops.localcloud import training_status
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, moto_now
 from mlops.localcloud.children import own_group_dying_with_parent
-from mlops.localcloud.state import JOBS_DIR
+from mlops.localcloud.state import JOBS_DIR, WORK_DIR
 from mlops.localcloud.training import (
     CURRENT_HOST,
     JobFailed,
@@ -122,7 +122,16 @@ class JobRunner:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def work_root(self) -> Path | None:
+        """Where jobs' workspaces go: in the state folder, so a killed cloud's are found."""
+        return None if self.state_dir is None else self.state_dir / WORK_DIR
+
     def start(self) -> None:
+        root = self.work_root
+        if root is not None:  # what a killed local cloud left behind
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True, exist_ok=True)
         for thread in self._threads:
             thread.start()
 
@@ -202,7 +211,7 @@ class JobRunner:
         if self._closing:
             self._finish(job, entry, "Stopped", "Stopped", reason="the local cloud shut down")
             return
-        workdir = Path(tempfile.mkdtemp(prefix=f"mlops-job-{entry.name[:40]}-"))
+        workdir = Path(tempfile.mkdtemp(prefix=f"mlops-job-{entry.name[:40]}-", dir=self.work_root))
         try:
             self._execute(job, entry, Workspace(workdir))
         except JobFailed as exc:

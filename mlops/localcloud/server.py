@@ -15,24 +15,24 @@ A small control API shares the moto port, under ``/_localcloud/``:
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, iso_z
+from mlops.localcloud.control import ControlApp
 from mlops.localcloud.endpoints import EndpointHost
 from mlops.localcloud.events import endpoint_event, training_job_event
 from mlops.localcloud.model_cache import ModelLoader
 from mlops.localcloud.router import EventRouter
 from mlops.localcloud.runner import JobRunner
-from mlops.localcloud.state import CONTROL_PREFIX, HOST, LocalCloudError
+from mlops.localcloud.state import HOST, LocalCloudError
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,12 @@ class LocalCloud:
         max_jobs: int = 1,
         model_loader: ModelLoader | None = None,
         update_grace: float = 5.0,
+        persist: bool = False,
     ) -> None:
         self.requested_port = port
+        self.persist = persist
+        self.restored: dict[str, Any] | None = None
+        self._saver: Any = None
         self.port = port
         self.tick = tick
         self.repo_root = Path(repo_root or Path.cwd()).resolve()
@@ -163,6 +167,8 @@ class LocalCloud:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         _reset_moto()
+        if self.persist:
+            self._restore()
 
         cloud = self
 
@@ -170,7 +176,7 @@ class LocalCloud:
             """moto's threaded server, bound in the caller (a taken port raises here)."""
 
             def start(self) -> None:
-                app = _ControlApp(cloud, DomainDispatcherApplication(create_backend_app))
+                app = ControlApp(cloud, DomainDispatcherApplication(create_backend_app))
                 try:
                     self._server = make_server(
                         self._ip_address,
@@ -234,6 +240,11 @@ class LocalCloud:
         self._patcher = patches.install(self)
         self.router.start()
         self.runner.start()
+        if self.persist:
+            from mlops.localcloud.snapshot import Saver
+
+            self._saver = Saver(self.state_dir)
+            self._saver.start()
         if self.tick:
             self._tick_thread = threading.Thread(
                 target=self._tick_loop, name="localcloud-tick", daemon=True
@@ -258,6 +269,9 @@ class LocalCloud:
                     worker.close()
                 except Exception:
                     logger.exception("closing the %s failed", part)
+        if self._saver is not None:  # after the workers: jobs they stopped are saved so
+            self._saver.close()
+            self._saver = None
         if self._server is not None and self._server._server is not None:
             self._server._server.shutdown()
             self._server._server.server_close()
@@ -324,14 +338,40 @@ class LocalCloud:
             "deliveries": len(deliveries),
             "deliveries_failed": sum(1 for d in deliveries if d.get("status") != "succeeded"),
             "tick": self.tick,
+            "persist": self.persist,
+            "restored": self.restored,
         }
 
     # ------------------------------------------------------------------ internals
 
+    def _restore(self) -> None:
+        """The last run's state into moto (LocalCloudError when it cannot be read)."""
+        from mlops.localcloud import snapshot
+
+        counts = snapshot.restore(self.state_dir)
+        if counts is None:
+            logger.info("no snapshot in %s: starting empty", self.state_dir)
+            return
+        path = snapshot.snapshot_path(self.state_dir)
+        self.restored = {
+            "from": str(path),
+            "saved_at": iso_z(path.stat().st_mtime),
+            "services": sorted(counts),
+            "interrupted_jobs": snapshot.fail_interrupted_jobs(),
+        }
+        logger.info("restored %s", self.restored)
+
+    def changed(self) -> None:
+        """Something changed moto's state: snapshot it soon (when persisting)."""
+        if self._saver is not None:
+            self._saver.changed()
+
     def _job_finished(self, job: Any, account: str, region: str) -> None:
+        self.changed()
         self.router.publish(training_job_event(job, account, region), account, region)
 
     def _endpoint_changed(self, endpoint: Any, account: str, region: str) -> None:
+        self.changed()
         self.router.publish(endpoint_event(endpoint, account, region), account, region)
 
     def _tick_loop(self) -> None:
@@ -345,66 +385,3 @@ class LocalCloud:
     def serve_forever(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set (the background process)."""
         stop.wait()
-
-
-# ---------------------------------------------------------------------- control API
-
-
-class _ControlApp:
-    """WSGI app: ``/_localcloud/*`` answered here, everything else by moto."""
-
-    def __init__(self, cloud: LocalCloud, moto_app: Callable[..., Iterable[bytes]]) -> None:
-        self.cloud = cloud
-        self.moto_app = moto_app
-
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if not path.startswith(CONTROL_PREFIX):
-            return self.moto_app(environ, start_response)
-        status, payload = self._handle(environ, path[len(CONTROL_PREFIX) :])
-        body = json.dumps(payload, default=str).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
-        start_response(
-            f"{status} {reason.get(status, 'Error')}",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-        )
-        return [body]
-
-    def _handle(self, environ: dict[str, Any], action: str) -> tuple[int, Any]:
-        cloud = self.cloud
-        method = environ.get("REQUEST_METHOD", "GET")
-        try:
-            request = self._json(environ) if method == "POST" else {}
-            if action == "health":
-                return 200, {"ok": True, "pid": os.getpid(), "endpoint_url": cloud.endpoint_url}
-            if action == "status":
-                return 200, cloud.status()
-            if action == "deliveries":
-                return 200, {"deliveries": cloud.deliveries}
-            if action == "fire_schedule" and method == "POST":
-                rule = str(request.get("rule", ""))
-                try:
-                    return 200, {"rule": rule, "delivered": cloud.fire_schedule(rule)}
-                except LocalCloudError as exc:
-                    return 404, {"error": str(exc)}
-            if action == "wait_idle" and method == "POST":
-                timeout = request.get("timeout")
-                idle = cloud.wait_idle(None if timeout is None else float(timeout))
-                return 200, {"idle": idle, "busy": cloud.activity.busy()}
-        except ValueError as exc:
-            return 400, {"error": f"bad request: {exc}"}
-        except Exception as exc:
-            logger.exception("control API %s failed", action)
-            return 500, {"error": str(exc)}
-        return 404, {"error": f"unknown control action {method} {CONTROL_PREFIX}{action}"}
-
-    @staticmethod
-    def _json(environ: dict[str, Any]) -> dict[str, Any]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        data = json.loads(raw or b"{}")
-        if not isinstance(data, dict):
-            raise ValueError("expected a JSON object")
-        return data

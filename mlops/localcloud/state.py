@@ -7,6 +7,8 @@ Layout of ``<state_dir>`` (``.mlops`` by default):
 - ``events.jsonl``    one line per Lambda delivery made by the event router
 - ``jobs/<job>.log``  stdout+stderr of each training job run by the job runner
 - ``models/``         model tarballs unpacked for the local endpoint
+- ``work/``           running training jobs' workspaces (emptied at start)
+- ``snapshot/``       the persisted cloud (:mod:`mlops.localcloud.snapshot`)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ LOG_FILE = "localcloud.log"
 EVENTS_FILE = "events.jsonl"
 JOBS_DIR = "jobs"
 MODELS_DIR = "models"
+WORK_DIR = "work"
 
 DEFAULT_PORT = 5000
 HOST = "127.0.0.1"
