@@ -10,7 +10,11 @@
 3. The limit: the bare pipeline's in-process single-row ``predict_proba`` (and the whole
    in-process serving path ``input_fn -> predict_fn -> output_fn``), and the ratios.
 4. One ``POST`` of 10,000 CSV rows.
-5. With ``--mlflow``: the same fitted pipeline saved with mlflow and served by ``mlflow
+5. Head-of-line blocking: the same single-row clients while one more client posts
+   150,000-row CSVs in a loop; their p99 (target: under 50 ms).
+6. 200 connections at once, each sending single rows for 10 s: connection resets and
+   other errors (target: none).
+7. With ``--mlflow``: the same fitted pipeline saved with mlflow and served by ``mlflow
    models serve --env-manager local``, as it comes and with ``OMP_NUM_THREADS=1``, hit
    by the same clients. The mlflow venv (~1 GB) is created under /tmp on first use.
 
@@ -277,6 +281,127 @@ def big_request(port: int, rows: int = 10_000) -> tuple[float, int]:
     return min(timings), len(big)
 
 
+def _big_loop(port: int, body: bytes, stop_at: float, out: Any) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    sent, seconds = 0, []
+    while time.time() < stop_at:
+        begin = time.perf_counter()
+        conn.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
+        response = conn.getresponse()
+        response.read()
+        seconds.append(time.perf_counter() - begin)
+        sent += response.status == 200
+    conn.close()
+    out.send((sent, seconds))
+    out.close()
+
+
+def head_of_line(port: int, clients: int, seconds: float, rows: int = 150_000) -> None:
+    """Single-row clients' latency while another client sends ``rows``-row requests."""
+    big = ("\n".join(sample_rows(rows, seed=3)) + "\n").encode()
+    context = mp.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    # the big client starts first and runs past the small clients' whole window
+    looping = context.Process(target=_big_loop, args=(port, big, time.time() + seconds + 4, sender))
+    looping.start()
+    sender.close()
+    time.sleep(1.0)
+    headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
+    latencies, errors = load_test(port, sample_rows(1)[0].encode(), headers, clients, seconds)
+    sent, big_seconds = receiver.recv()
+    looping.join(60)
+    values = np.array(latencies) * 1e3
+    print(
+        f"\nhead-of-line: {clients} single-row clients for {seconds:.0f} s while one client "
+        f"posts {rows:,}-row CSVs ({len(big) / 1e6:.1f} MB) in a loop:"
+    )
+    print(
+        f"  small requests: p50 {np.percentile(values, 50):.2f} ms, p99 "
+        f"{np.percentile(values, 99):.2f} ms, max {values.max():.1f} ms "
+        f"({len(values)} requests, {errors} errors; target p99 < 50 ms)"
+    )
+    print(f"  large requests: {sent} answered, {np.median(big_seconds):.2f} s each (median)")
+
+
+def _storm_client(port: int, body: bytes, start_at: float, seconds: float, out: Any) -> None:
+    """Many connections from one process, each sending one request after another."""
+    import selectors
+
+    count = int(out.recv())
+    socks, selector = [], selectors.DefaultSelector()
+    resets = refused = answered = 0
+    request = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        err = sock.connect_ex(("127.0.0.1", port))
+        if err not in (0, 115):  # EINPROGRESS
+            refused += 1
+            continue
+        socks.append(sock)
+        selector.register(sock, selectors.EVENT_WRITE, b"")
+    end = time.time() + seconds
+    while time.time() < end and selector.get_map():
+        for key, events in selector.select(timeout=0.5):
+            sock = key.fileobj
+            try:
+                if events & selectors.EVENT_WRITE:
+                    sock.send(request)  # type: ignore[union-attr]
+                    selector.modify(sock, selectors.EVENT_READ, b"")
+                    continue
+                chunk = sock.recv(65536)  # type: ignore[union-attr]
+            except (ConnectionResetError, BrokenPipeError):
+                resets += 1
+                selector.unregister(sock)
+                continue
+            if not chunk:
+                resets += 1  # closed by the server without an answer
+                selector.unregister(sock)
+                continue
+            data = key.data + chunk
+            if b"\r\n\r\n" in data and data.endswith(b"\n"):
+                answered += 1
+                selector.modify(sock, selectors.EVENT_WRITE, b"")
+            else:
+                selector.modify(sock, selectors.EVENT_READ, data)
+    for sock in socks:
+        sock.close()
+    out.send((answered, resets, refused))
+    out.close()
+
+
+def connection_storm(port: int, connections: int = 200, seconds: float = 10.0) -> None:
+    """``connections`` connections at once from 2 processes, single rows for ``seconds``."""
+    context = mp.get_context("spawn")
+    start_at = time.time() + 1.5
+    pipes, processes = [], []
+    for share in (connections // 2, connections - connections // 2):
+        mine, theirs = context.Pipe()
+        process = context.Process(
+            target=_storm_client,
+            args=(port, sample_rows(1)[0].encode(), start_at, seconds, theirs),
+        )
+        process.start()
+        mine.send(share)
+        pipes.append(mine)
+        processes.append(process)
+    answered = resets = refused = 0
+    for pipe in pipes:
+        a, r, f = pipe.recv()
+        answered, resets, refused = answered + a, resets + r, refused + f
+    for process in processes:
+        process.join(30)
+    print(
+        f"\n{connections} connections at once for {seconds:.0f} s: {answered} answers "
+        f"({answered / seconds:.0f}/s), {resets} resets, {refused} refused (target: 0 and 0)"
+    )
+
+
 _MLFLOW_SAVE = textwrap.dedent(
     """
     import sys, joblib, mlflow.sklearn, skops.io
@@ -375,6 +500,8 @@ def main(argv: list[str] | None = None) -> None:
         for target in targets:
             print(target.line())
         big_s, big_bytes = big_request(targets[0].port)
+        head_of_line(targets[0].port, args.clients, args.seconds)
+        connection_storm(targets[0].port)
     print(f"  load average after: {os.getloadavg()[0]:.2f}")
     print(
         f"\n10,000 rows in one POST ({big_bytes / 1e6:.1f} MB): {big_s:.3f} s "

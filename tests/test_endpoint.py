@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.selector_events
+import contextlib
 import http.client
 import json
 import re
@@ -818,3 +819,43 @@ def test_a_burst_of_connections_is_queued_not_reset(server: EndpointServer) -> N
             sock.close()
     assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
     assert server.request_queue_size >= 1024
+
+
+def test_a_large_request_runs_off_the_event_loop_and_blocks_no_one(
+    tmp_path: Path,
+) -> None:
+    release = threading.Event()
+
+    def predict(rows: list[list[float]], model: Any) -> list[float]:
+        if len(rows) > 1000:  # the large request holds its worker until the test says
+            assert release.wait(30), "never released"
+        return [a + b for a, b in rows]
+
+    (tmp_path / "model.joblib").write_bytes(b"stand-in")
+    serving = SimpleNamespace(**{**vars(FAKE_SERVING), "predict_fn": predict})
+    slow = LocalModel.from_dir(tmp_path, serving=serving)
+    big = b"1,2\n" * 20_000
+    assert len(big) >= EndpointServer.offload_bytes
+    with contextlib.contextmanager(_running)(slow) as srv:
+        answers: list[tuple[int, str, bytes]] = []
+        large = threading.Thread(
+            target=lambda: answers.append(_post(_connect(srv), big, "text/csv"))
+        )
+        large.start()
+        time.sleep(0.2)  # the large one is in the pool now, waiting
+        # inline on the loop it would hold every connection: these could not be answered
+        conn = _connect(srv)
+        small = [_post(conn, b"1,2", "text/csv") for _ in range(20)]
+        assert small == [(200, "text/csv", b"3.0\n")] * 20
+        assert not answers  # still waiting
+        release.set()
+        large.join(30)
+        assert answers and answers[0][0] == 200 and answers[0][2].count(b"\n") == 20_000
+
+        # on its own connection the answers keep their order: pipelined large then small
+        release.clear()
+        threading.Timer(0.3, release.set).start()
+        last = _csv_request(b"1,2", b"Connection: close\r\n")
+        reply = _raw(srv, _csv_request(big) + last)
+        [(first, _, body1), (second, _, body2)] = _responses(reply)
+        assert (first, body1.count(b"\n"), second, body2) == (200, 20_000, 200, b"3.0\n")

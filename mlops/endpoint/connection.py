@@ -123,6 +123,7 @@ class Connection(asyncio.Protocol):
         self._closing = False
         self._paused = False
         self._scheduled = False
+        self._busy = False  # a large request is being answered off the event loop
 
     # -- asyncio callbacks -----------------------------------------------------------
 
@@ -173,7 +174,7 @@ class Connection(asyncio.Protocol):
         """Answer the complete requests received, in order."""
         self._scheduled = False
         answered = 0
-        while not self._closing and not self._paused:
+        while not self._closing and not self._paused and not self._busy:
             try:
                 event = self._parser.next_event()
             except h11.RemoteProtocolError as exc:
@@ -288,7 +289,11 @@ class Connection(asyncio.Protocol):
         elif request.length < 0 and not request.chunked and request.method == b"POST":
             self._send(request, HTTPStatus.LENGTH_REQUIRED, "Content-Length header required")
         else:
-            self._respond(request, b"".join(request.parts))  # h11 hands out bytearrays
+            body = b"".join(request.parts)  # h11 hands out bytearrays
+            if len(body) >= self.server.offload_bytes and self.server.pool is not None:
+                self._offload(request, body)
+            else:
+                self._respond(request, body)
         if self._closing:
             return
         rest, _ = self._parser.trailing_data
@@ -314,6 +319,36 @@ class Connection(asyncio.Protocol):
             logger.exception("error answering %s %s", _text(request.method), _text(request.path))
             if not self._closing:
                 self._send(request, HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", close=True)
+
+    def _offload(self, request: _Request, body: bytes) -> None:
+        """Answer a large request in the server's worker pool; this connection waits
+        (its answers stay in order), every other one goes on being served."""
+        self._busy = True
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self.server.pool,
+            routes.answer,
+            self.server,
+            request.method,
+            request.path,
+            request.headers,
+            body,
+        )
+
+        def done(finished: asyncio.Future[routes.Answer]) -> None:
+            self._busy = False
+            if self._closing:
+                return
+            try:
+                status, answer, content_type = finished.result()
+                self._send(request, status, answer, content_type)
+            except Exception:
+                logger.exception("error answering %s", _text(request.path))
+                self._send(request, HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", close=True)
+                return
+            self._process()  # what arrived meanwhile
+
+        future.add_done_callback(done)
 
     def _send(
         self,
