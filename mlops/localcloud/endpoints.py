@@ -28,6 +28,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,7 +39,14 @@ from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, moto_now
 from mlops.localcloud.data_capture import DataCapture
 from mlops.localcloud.model_cache import ModelCache, ModelLoader
-from mlops.localcloud.serving_state import EndpointFault, Serving, pick_variant, resolve
+from mlops.localcloud.serving_state import (
+    EndpointFault,
+    Serving,
+    Variant,
+    pick_variant,
+    resolve,
+)
+from mlops.localcloud.shadow import ShadowMirror, sampled
 from mlops.localcloud.update_endpoint import UpdateEndpointRequest, find_endpoint
 
 # boto3 sends InvokeEndpoint's InferenceId in this header; the answer echoes it
@@ -87,6 +96,7 @@ class EndpointHost:
         self.on_state_change = on_state_change
         self.models = ModelCache(clients=clients, state_dir=state_dir, loader=loader)
         self.captures = DataCapture(clients)
+        self.shadows = ShadowMirror(activity)
         self._lock = threading.Lock()
         self._serving: dict[tuple[str, str, str], Serving] = {}
         self._threads: list[threading.Thread] = []
@@ -109,6 +119,7 @@ class EndpointHost:
     def close(self) -> None:
         for thread in list(self._threads):
             thread.join(10)
+        self.shadows.close()
         self.captures.flush(close=True)
 
     def flush_capture(self) -> None:
@@ -278,6 +289,26 @@ class EndpointHost:
         variant = pick_variant(serving, headers.get("X-Amzn-SageMaker-Target-Variant"), live)
         content_type = headers.get("Content-Type") or "application/octet-stream"
         accept = headers.get("Accept") or None
+        request = _Request(key, serving, body, content_type, accept, inference_id)
+        answer, answer_type = self._serve(request, variant)
+        weight = live.get(variant.name, variant.weight)
+        for shadow in serving.shadows:
+            if sampled(shadow.weight, weight):
+                self.shadows.mirror(name, shadow.name, partial(self._serve, request, shadow))
+        return (
+            200,
+            {
+                "Content-Type": answer_type,
+                "x-Amzn-Invoked-Production-Variant": variant.name,
+                INFERENCE_ID_HEADER: inference_id,
+            },
+            answer,
+        )
+
+    def _serve(self, request: _Request, variant: Variant) -> tuple[bytes, str]:
+        """One variant's answer to a request: loaded, predicted, measured, captured."""
+        account, region, name = request.key
+        serving = request.serving
         try:
             model = self.models.get(
                 serving.config_name,
@@ -296,7 +327,9 @@ class EndpointHost:
         started = time.perf_counter()
         try:
             with self._one_openmp_thread():
-                answer, answer_type = model.invoke(body, content_type, accept)
+                answer, answer_type = model.invoke(
+                    request.body, request.content_type, request.accept
+                )
         except InvocationError as exc:
             endpoint_metrics.publish(account, region, name, variant.name, exc.status, None)
             raise _model_error(name, account, region, exc.status, exc.message) from None
@@ -307,25 +340,29 @@ class EndpointHost:
         latency_us = (time.perf_counter() - started) * 1e6
         endpoint_metrics.publish(account, region, name, variant.name, 200, latency_us)
         self.captures.capture(
-            key,
+            request.key,
             serving.capture,
             variant.name,
             region,
-            body,
-            content_type,
+            request.body,
+            request.content_type,
             answer,
             answer_type,
-            inference_id,
+            request.inference_id,
         )
-        return (
-            200,
-            {
-                "Content-Type": answer_type,
-                "x-Amzn-Invoked-Production-Variant": variant.name,
-                INFERENCE_ID_HEADER: inference_id,
-            },
-            answer,
-        )
+        return answer, answer_type
+
+
+@dataclass(frozen=True)
+class _Request:
+    """An ``InvokeEndpoint`` request, as each variant that answers it sees it."""
+
+    key: tuple[str, str, str]
+    serving: Serving
+    body: bytes
+    content_type: str
+    accept: str | None
+    inference_id: str
 
 
 def inference_id_of(given: str | None) -> str:

@@ -278,6 +278,9 @@ def _patch_sagemaker(patcher: Patcher, cloud: LocalCloud) -> None:
 
     patcher.set(SageMakerModelBackend, "describe_endpoint", describe_endpoint_patched)
 
+    from mlops.localcloud import shadow
+
+    shadow.install(patcher)  # before the shapes: its fields are pruned like the rest
     _patch_describe_shapes(patcher, SageMakerResponse)
     _patch_variant_weights(patcher, SageMakerModelBackend)
 

@@ -56,6 +56,7 @@ class Serving:
     config_name: str
     variants: list[Variant]
     capture: dict[str, Any] = field(default_factory=dict)
+    shadows: list[Variant] = field(default_factory=list)  # ShadowProductionVariants
 
 
 def resolve(backend: Any, config_name: str) -> Serving:
@@ -68,35 +69,38 @@ def resolve(backend: Any, config_name: str) -> Serving:
         raise EndpointFault(
             400, "ValidationError", f"Could not find endpoint configuration '{arn}'."
         )
-    variants = []
-    for pv in config.production_variants:
-        model = backend._models.get(pv["ModelName"])
-        if model is None:
-            raise EndpointFault(
-                400, "ValidationError", f"Could not find model '{pv['ModelName']}'."
-            )
-        container = model.primary_container or (model.containers or [{}])[0]
-        url = (container or {}).get("ModelDataUrl")
-        if not url:
-            raise EndpointFault(
-                400,
-                "ValidationError",
-                f"model {model.model_name} has no PrimaryContainer.ModelDataUrl: the local "
-                "cloud serves model.tar.gz artifacts only",
-            )
-        variants.append(
-            Variant(
-                name=pv["VariantName"],
-                model_name=model.model_name,
-                model_data_url=url,
-                weight=float(pv.get("InitialVariantWeight", 1.0) or 0.0),
-                archive_sha256=((container or {}).get("Environment") or {}).get(
-                    MODEL_ARCHIVE_SHA256_ENV
-                ),
-                environment=dict((container or {}).get("Environment") or {}),
-            )
+    from mlops.localcloud.shadow import shadow_variants
+
+    return Serving(
+        config_name,
+        [_variant(backend, pv) for pv in config.production_variants],
+        dict(config.data_capture_config or {}),
+        [_variant(backend, pv) for pv in shadow_variants(config)],
+    )
+
+
+def _variant(backend: Any, pv: dict[str, Any]) -> Variant:
+    model = backend._models.get(pv["ModelName"])
+    if model is None:
+        raise EndpointFault(400, "ValidationError", f"Could not find model '{pv['ModelName']}'.")
+    container = model.primary_container or (model.containers or [{}])[0]
+    url = (container or {}).get("ModelDataUrl")
+    if not url:
+        raise EndpointFault(
+            400,
+            "ValidationError",
+            f"model {model.model_name} has no PrimaryContainer.ModelDataUrl: the local "
+            "cloud serves model.tar.gz artifacts only",
         )
-    return Serving(config_name, variants, dict(config.data_capture_config or {}))
+    environment = dict((container or {}).get("Environment") or {})
+    return Variant(
+        name=pv["VariantName"],
+        model_name=model.model_name,
+        model_data_url=url,
+        weight=float(pv.get("InitialVariantWeight", 1.0) or 0.0),
+        archive_sha256=environment.get(MODEL_ARCHIVE_SHA256_ENV),
+        environment=environment,
+    )
 
 
 def pick_variant(
