@@ -92,6 +92,9 @@ def install(cloud: LocalCloud) -> Patcher:
     _patch_cloudwatch(patcher, cloud)
     _patch_lambda(patcher)
     _patch_policy_conditions(patcher)
+    from mlops.localcloud import honesty
+
+    honesty.install(patcher)
     return patcher
 
 
