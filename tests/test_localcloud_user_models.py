@@ -188,3 +188,19 @@ def test_mlops_serve_loads_a_folder_with_its_own_code(
     body, kind = model.invoke(b"5.1,3.5,1.4,0.2", "text/csv", "application/json")
     assert kind == "application/json"
     assert json.loads(body) == clf.predict(X[:1]).tolist()
+
+
+def test_the_serve_banner_names_a_users_module_not_zero_features(
+    tmp_path: Path, clf: LogisticRegression
+) -> None:
+    from mlops.endpoint import load_model
+    from mlops.endpoint.server import _describe
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "inference.py").write_text(MODEL_FN_ONLY)
+    (tmp_path / "clf.joblib").write_bytes(_model_bytes(clf))
+    model = load_model(tmp_path)
+
+    assert _describe(model, None) == "with its own serving module (code/inference.py)"
+    assert _describe(model, "serve.py") == "with serve.py"
+    assert "0 features" not in _describe(model, None)

@@ -209,6 +209,18 @@ class EndpointServer:
         self.server_close()
 
 
+def _describe(model: LocalModel, program: str | None) -> str:
+    """What the banner says: this project's model by digest, a user's by its module."""
+    parts = []
+    if model.model_sha256:
+        parts.append(f"model {model.model_sha256[:12]}")
+    if model.features:
+        parts.append(f"({len(model.features)} features)")
+    if program or not model.features:
+        parts.append(f"with {program or 'its own serving module (code/inference.py)'}")
+    return " ".join(parts) or "the model"
+
+
 def openmp_controller() -> Any:
     """threadpoolctl's handle on the loaded OpenMP runtimes, or None without any."""
     try:
@@ -287,8 +299,8 @@ def serve(
             on_ready(server)
         else:
             print(
-                f"serving model {model.model_sha256[:12]} ({len(model.features)} features) "
-                f"on {server.url} - POST /invocations, GET /ping; Ctrl-C to stop",
+                f"serving {_describe(model, program)} on {server.url} - POST /invocations, "
+                "GET /ping; Ctrl-C to stop",
                 file=sys.stderr,
                 flush=True,
             )
