@@ -859,3 +859,51 @@ def test_a_large_request_runs_off_the_event_loop_and_blocks_no_one(
         reply = _raw(srv, _csv_request(big) + last)
         [(first, _, body1), (second, _, body2)] = _responses(reply)
         assert (first, body1.count(b"\n"), second, body2) == (200, 20_000, 200, b"3.0\n")
+
+
+BLOCKING_MODULE = """
+import os, time
+
+def model_fn(model_dir):
+    return model_dir
+
+def input_fn(body, content_type):
+    return body.decode().splitlines()
+
+def predict_fn(rows, model_dir):
+    if len(rows) > 1000:  # a large request waits until the test releases it
+        while not os.path.exists(os.path.join(model_dir, "release")):
+            time.sleep(0.01)
+    return [str(os.getpid())] * len(rows)
+
+def output_fn(answers, accept):
+    return "\\n".join(answers) + "\\n"
+"""
+
+
+def test_a_loadable_model_answers_large_requests_in_worker_processes(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "inference.py").write_text(BLOCKING_MODULE)
+    model = endpoint.load_model(tmp_path)
+    assert model.origin == (str(tmp_path), "inference.py")
+    big = b"1,2\n" * 20_000
+    with contextlib.contextmanager(_running)(model) as srv:
+        answers: list[tuple[int, str, bytes]] = []
+
+        def send_large() -> None:
+            answers.append(_post(_connect(srv), big, "text/csv"))
+
+        large = threading.Thread(target=send_large)
+        large.start()
+        conn = _connect(srv)
+        small = [_post(conn, b"1,2", "text/csv") for _ in range(10)]  # answered inline
+        assert {body for _, _, body in small} == {f"{os.getpid()}\n".encode()}
+        assert not answers
+        (tmp_path / "release").touch()
+        large.join(60)
+        [(status, _, body)] = answers
+        pids = set(body.split())
+        assert status == 200 and len(body.split()) == 20_000
+        assert pids and str(os.getpid()).encode() not in pids  # another process answered

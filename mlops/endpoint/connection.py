@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h11
 
@@ -290,7 +290,8 @@ class Connection(asyncio.Protocol):
             self._send(request, HTTPStatus.LENGTH_REQUIRED, "Content-Length header required")
         else:
             body = b"".join(request.parts)  # h11 hands out bytearrays
-            if len(body) >= self.server.offload_bytes and self.server.pool is not None:
+            large = len(body) >= self.server.offload_bytes
+            if large and request.method == b"POST" and request.path == b"/invocations":
                 self._offload(request, body)
             else:
                 self._respond(request, body)
@@ -324,25 +325,23 @@ class Connection(asyncio.Protocol):
         """Answer a large request in the server's worker pool; this connection waits
         (its answers stay in order), every other one goes on being served."""
         self._busy = True
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self.server.pool,
-            routes.answer,
-            self.server,
-            request.method,
-            request.path,
-            request.headers,
-            body,
-        )
+        content_type, accept = routes.request_types(request.headers)
+        future = self.server.offloader().submit(body, content_type, accept)
 
-        def done(finished: asyncio.Future[routes.Answer]) -> None:
+        def done(finished: asyncio.Future[Any]) -> None:
             self._busy = False
             if self._closing:
                 return
             try:
-                status, answer, content_type = finished.result()
-                self._send(request, status, answer, content_type)
-            except Exception:
+                outcome, first, second = finished.result()
+                if outcome == "ok":
+                    status, answer, kind = routes.answered(
+                        self.server, request.headers, body, first, second
+                    )
+                else:
+                    status, answer, kind = first, second, routes.TEXT
+                self._send(request, status, answer, kind)
+            except Exception:  # a worker that died, a bug: this request fails, not the server
                 logger.exception("error answering %s", _text(request.path))
                 self._send(request, HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", close=True)
                 return

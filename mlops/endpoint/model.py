@@ -74,6 +74,8 @@ class LocalModel:
 
     def __init__(self, model_dir: Path, serving: ServingModule | None = None) -> None:
         self.model_dir = Path(model_dir)
+        # (folder, program) when load_model() made it: worker processes load it again
+        self.origin: tuple[str, str | None] | None = None
         if serving is None:
             serving = importlib.import_module("jobs.inference")
         assert serving is not None
@@ -198,7 +200,10 @@ def load_model(
     if program is None and not own and (source / "code" / "inference.py").is_file():
         program = "inference.py"
     if program is None:
-        return LocalModel.from_dir(source)
-    from mlops.endpoint.user_module import code_folder, load_module
+        model = LocalModel.from_dir(source)
+    else:
+        from mlops.endpoint.user_module import code_folder, load_module
 
-    return LocalModel(source, serving=load_module(code_folder(source, None, None), program))
+        model = LocalModel(source, serving=load_module(code_folder(source, None, None), program))
+    model.origin = (str(source), program)  # how another process loads the same model
+    return model

@@ -49,18 +49,30 @@ def answer(
 
 
 def _invoke(server: EndpointServer, headers: dict[bytes, bytes], body: bytes) -> Answer:
-    raw_type = headers.get(b"content-type")
-    content_type = "" if raw_type is None else _text(raw_type)
-    accept = headers.get(b"accept")
+    content_type, accept = request_types(headers)
     try:
-        result, result_type = server.model.invoke(
-            body, content_type, None if accept is None else _text(accept)
-        )
+        result, result_type = server.model.invoke(body, content_type, accept)
     except InvocationError as exc:
         return exc.status, exc.message, TEXT
+    return answered(server, headers, body, result, result_type)
+
+
+def request_types(headers: dict[bytes, bytes]) -> tuple[str, str | None]:
+    """The request's ``Content-Type`` ("" when absent) and ``Accept``."""
+    raw_type = headers.get(b"content-type")
+    accept = headers.get(b"accept")
+    return ("" if raw_type is None else _text(raw_type)), (
+        None if accept is None else _text(accept)
+    )
+
+
+def answered(
+    server: EndpointServer, headers: dict[bytes, bytes], body: bytes, result: bytes, kind: str
+) -> Answer:
+    """A prediction's answer, captured first (an answered request is a captured one)."""
     capture = server.capture
-    if capture is not None:  # queued before replying: an answered request is captured
+    if capture is not None:
         raw_id = headers.get(INFERENCE_ID_HEADER)
         inference_id = None if raw_id is None else _text(raw_id)
-        capture.capture(body, content_type, result, result_type, inference_id)
-    return HTTPStatus.OK, result, result_type
+        capture.capture(body, request_types(headers)[0], result, kind, inference_id)
+    return HTTPStatus.OK, result, kind

@@ -2,17 +2,16 @@
 
 Small requests are answered inline on that thread: the model call is CPU-bound and
 holds the GIL, so more threads only add GIL hand-offs. A large one (a body of
-``offload_bytes`` or more) goes to a worker pool sized to the cores, so one client's
-150,000-row CSV does not stall everyone else's single rows. No per-request logging.
+``offload_bytes`` or more) goes to worker processes, one per core
+(:mod:`mlops.endpoint.offload`), so one client's 6 MB CSV does not stall everyone
+else's single rows. No per-request logging.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import errno
-import os
 import signal
 import socket
 import sys
@@ -28,6 +27,7 @@ from mlops.endpoint.capture import CaptureWriter
 from mlops.endpoint.connection import Connection
 from mlops.endpoint.errors import PortInUse
 from mlops.endpoint.model import LocalModel, load_model
+from mlops.endpoint.offload import Offloader
 
 _IDLE_TIMEOUT_S = 65.0  # keep-alive connections idle longer than this are closed
 _monotonic = time.monotonic
@@ -62,18 +62,11 @@ class EndpointServer:
         capture: CaptureWriter | None = None,
         model_threads: int | None = 1,
     ) -> None:
-        self.model = model
+        self._model = model
         self.capture = capture
         self.model_threads = model_threads
         self._openmp = openmp_controller() if model_threads else None
-        # the pool's threads cap their OpenMP teams too (a per-thread setting)
-        self.pool: concurrent.futures.ThreadPoolExecutor | None = (
-            concurrent.futures.ThreadPoolExecutor(
-                max_workers=os.cpu_count() or 2,
-                thread_name_prefix="endpoint-worker",
-                initializer=self._limit_openmp,
-            )
-        )
+        self._offloader: Offloader | None = None  # started by the first large request
         host, port = address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -106,9 +99,22 @@ class EndpointServer:
         self._is_shut_down.set()
         self._tick: asyncio.TimerHandle | None = None
 
-    def _limit_openmp(self) -> None:
-        if self._openmp is not None:
-            self._openmp.limit(limits=self.model_threads)
+    @property
+    def model(self) -> LocalModel:
+        return self._model
+
+    @model.setter
+    def model(self, model: LocalModel) -> None:
+        """Swap the model: large requests go to a new pool that loads the new one."""
+        self._model = model
+        old, self._offloader = self._offloader, None
+        if old is not None:
+            old.close()
+
+    def offloader(self) -> Offloader:
+        if self._offloader is None:
+            self._offloader = Offloader(self._model, self.model_threads)
+        return self._offloader
 
     @property
     def url(self) -> str:
@@ -199,8 +205,8 @@ class EndpointServer:
         finally:
             loop.close()
             self.socket.close()
-            if self.pool is not None:
-                self.pool.shutdown(wait=False, cancel_futures=True)
+            if self._offloader is not None:
+                self._offloader.close()
 
     def __enter__(self) -> EndpointServer:
         return self
@@ -295,6 +301,7 @@ def serve(
         model = load_model(model_dir_or_tarball, workdir, program)
         server = make_server(model, host, port, capture, model_threads=model_threads)
         stack.callback(server.server_close)
+        server.offloader()  # its worker processes load the model while the server starts
         if on_ready is not None:
             on_ready(server)
         else:
