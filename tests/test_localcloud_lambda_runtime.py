@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from localcloud_helpers import alive
 
 from mlops.localcloud.invoke import LambdaRuntime
 
@@ -67,16 +67,6 @@ def runtime(tmp_path: Path) -> Any:
     rt.kill()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (exited, not yet reaped by its parent) counts as gone
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
-
-
 def test_second_invocation_reuses_the_warm_environment(runtime: LambdaRuntime) -> None:
     fn = _fn()
     first = runtime.invoke(fn, {"n": 1}, "req-1")
@@ -108,7 +98,7 @@ def test_new_configuration_or_code_starts_a_fresh_environment(runtime: LambdaRun
     }
     pids = {o["result"]["pid"] for o in (first, recoloured, redeployed)}
     assert len(pids) == 3
-    assert not _alive(first["result"]["pid"]) and not _alive(recoloured["result"]["pid"])
+    assert not alive(first["result"]["pid"]) and not alive(recoloured["result"]["pid"])
 
 
 def test_timeout_ends_the_environment_and_the_next_call_is_cold(runtime: LambdaRuntime) -> None:
@@ -119,7 +109,7 @@ def test_timeout_ends_the_environment_and_the_next_call_is_cold(runtime: LambdaR
 
     assert timed_out["status"] == "failed"
     assert timed_out["error"] == "Task timed out after 1 seconds"
-    assert not _alive(warm["result"]["pid"])
+    assert not alive(warm["result"]["pid"])
     assert after["status"] == "succeeded" and after["cold_start"] is True
     assert after["result"]["calls"] == 1
 
@@ -155,9 +145,9 @@ def test_handler_errors_and_import_errors_are_lambda_error_documents(
 
 def test_kill_ends_every_environment(runtime: LambdaRuntime) -> None:
     pids = [runtime.invoke(_fn(f"f{i}"), {}, f"r{i}")["result"]["pid"] for i in range(2)]
-    assert all(_alive(pid) for pid in pids)
+    assert all(alive(pid) for pid in pids)
     runtime.kill()
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
     assert runtime.warm() == {}
 
 
@@ -189,6 +179,6 @@ def test_environments_die_with_a_killed_local_cloud(tmp_path: Path) -> None:
     )
     pid = json.loads(out.stdout)["pid"]
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid), f"the execution environment {pid} outlived its local cloud"
+    assert not alive(pid), f"the execution environment {pid} outlived its local cloud"

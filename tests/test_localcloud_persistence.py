@@ -15,6 +15,7 @@ import pytest
 from localcloud_helpers import (
     ACCOUNT,
     ROLE_NAME,
+    alive,
     client,
     setup_training_bucket,
     targz,
@@ -165,15 +166,6 @@ def test_a_corrupt_or_foreign_snapshot_stops_the_start_and_names_the_way_out(
         LocalCloud(0, state_dir=state, persist=True).start()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
-
-
 def _job_pid(state: Path) -> int | None:
     """The running training script's pid: the process whose folder is in ``state``/work."""
     for proc in Path("/proc").iterdir():
@@ -207,8 +199,8 @@ def test_a_killed_local_cloud_loses_no_saved_state_and_leaves_no_orphans(
         time.sleep(2.5)  # the saver writes within a second of the last change
     finally:
         os.kill(info.pid, signal.SIGKILL)  # no cleanup of any kind runs
-    wait_for(lambda: not _alive(info.pid), timeout=10)
-    wait_for(lambda: not _alive(pid), timeout=10)  # it died with its cloud: no orphan
+    wait_for(lambda: not alive(info.pid), timeout=10)
+    wait_for(lambda: not alive(pid), timeout=10)  # it died with its cloud: no orphan
     assert any((state / "work").iterdir())  # its workspace is still there...
 
     info = localcloud.start(state, port=0, repo_root=tmp_path)
