@@ -283,6 +283,47 @@ def test_command_line_server_stops_on_sigterm_and_flushes_capture(
     assert len(list((tmp_path / "ep" / "AllTraffic").rglob("*.jsonl"))) == 1
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                fields = (proc / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_command_line_server_leaves_no_worker_processes(model_dir: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "mlops.endpoint", str(model_dir), "--port", "0"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        port = int(line.split("on http://127.0.0.1:")[1].split()[0])
+        big = (ROW + "\n").encode() * 2000  # over offload_bytes: answered by a worker
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/invocations", big, {"Content-Type": "text/csv"})
+        response = conn.getresponse()
+        assert response.status == 200 and response.read().count(b"\n") == 2000
+        conn.close()
+        workers = _children(process.pid)
+        assert workers, "a large request was answered without worker processes"
+    finally:
+        process.kill()  # SIGKILL: no cleanup of any kind runs in the server
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+    from localcloud_helpers import alive, wait_for
+
+    wait_for(lambda: not any(alive(w) for w in workers), timeout=15)  # else: orphans
+
+
 def _openmp_threads() -> int:
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 

@@ -31,9 +31,14 @@ def _limit(threads: int | None) -> None:
         ThreadpoolController().limit(limits=threads, user_api="openmp")
 
 
-def _load(folder: str, program: str | None, threads: int | None) -> None:
+def _load(folder: str, program: str | None, threads: int | None, server: int) -> None:
     global _MODEL
     from mlops.endpoint.model import load_model
+    from mlops.localcloud.children import die_with_parent
+
+    die_with_parent()  # a killed server leaves no workers behind...
+    if os.getppid() != server:  # ...even one killed before this worker got here
+        os._exit(0)
 
     _MODEL = load_model(folder, program=program)
     _limit(threads)
@@ -65,7 +70,7 @@ class Offloader:
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),  # no fork of OpenMP threads
                 initializer=_load,
-                initargs=(origin[0], origin[1], threads),
+                initargs=(origin[0], origin[1], threads, os.getpid()),
             )
             for _ in range(workers):  # start them now, not on the first large request
                 self.pool.submit(_ready)
