@@ -4,7 +4,8 @@ A 6 MB CSV spends ~1 s in pandas and the model, much of it in C calls that keep 
 GIL: in a thread beside the event loop it still held every other client (p99 of single
 rows 150 ms; 2.7 ms without it). So a model that :func:`~mlops.endpoint.model.load_model`
 made (it knows its folder and serving module) is loaded again in a pool of worker
-processes, one per core, started in the background when the server starts; a large
+processes, one per core, started by ``mlops serve`` / ``python -m mlops.endpoint`` (or
+by the first large request of a server made otherwise); a large
 request's body goes there and its answer comes back, and the event loop goes on with
 everyone else. A model built in-process from serving functions (tests) cannot be
 loaded elsewhere: its large requests go to a thread pool instead.
@@ -48,13 +49,18 @@ def _ready() -> bool:
     return _MODEL is not None
 
 
-def _predict(body: bytes, content_type: str, accept: str | None) -> tuple[Any, ...]:
+def _answer(model: Any, body: bytes, content_type: str, accept: str | None) -> tuple[Any, ...]:
     """``("ok", answer, type)`` or ``("error", status, message)``: plain values, picklable."""
     try:
-        answer, kind = _MODEL.invoke(body, content_type, accept)
+        answer, kind = model.invoke(body, content_type, accept)
     except InvocationError as exc:
         return ("error", int(exc.status), exc.message)
     return ("ok", answer, kind)
+
+
+def _predict(body: bytes, content_type: str, accept: str | None) -> tuple[Any, ...]:
+    """In a worker process: :func:`_answer` with its own copy of the model."""
+    return _answer(_MODEL, body, content_type, accept)
 
 
 class Offloader:
@@ -83,18 +89,11 @@ class Offloader:
             )
 
     def submit(self, body: bytes, content_type: str, accept: str | None) -> asyncio.Future[Any]:
-        """The answer, as ``_predict`` gives it, on the running loop."""
+        """The answer, as :func:`_answer` gives it, on the running loop."""
         loop = asyncio.get_running_loop()
         if self.processes:
             return loop.run_in_executor(self.pool, _predict, body, content_type, accept)
-        return loop.run_in_executor(self.pool, self._in_thread, body, content_type, accept)
-
-    def _in_thread(self, body: bytes, content_type: str, accept: str | None) -> tuple[Any, ...]:
-        try:
-            answer, kind = self.model.invoke(body, content_type, accept)
-        except InvocationError as exc:
-            return ("error", int(exc.status), exc.message)
-        return ("ok", answer, kind)
+        return loop.run_in_executor(self.pool, _answer, self.model, body, content_type, accept)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -30,10 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.localcloud.children import die_with_parent
-from mlops.localcloud.lambda_worker import LambdaContext, load_handler
 from mlops.localcloud.state import DEFAULT_REGION, FAKE_CREDENTIALS
-
-__all__ = ["IDLE_S", "INIT_ALLOWANCE_S", "LambdaContext", "LambdaRuntime", "load_handler"]
 
 logger = logging.getLogger(__name__)
 

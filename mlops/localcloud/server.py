@@ -348,15 +348,15 @@ class LocalCloud:
         """The last run's state into moto (LocalCloudError when it cannot be read)."""
         from mlops.localcloud import snapshot
 
-        counts = snapshot.restore(self.state_dir)
-        if counts is None:
+        services = snapshot.restore(self.state_dir)
+        if services is None:
             logger.info("no snapshot in %s: starting empty", self.state_dir)
             return
         path = snapshot.snapshot_path(self.state_dir)
         self.restored = {
             "from": str(path),
             "saved_at": iso_z(path.stat().st_mtime),
-            "services": sorted(counts),
+            "services": services,
             "interrupted_jobs": snapshot.fail_interrupted_jobs(),
         }
         logger.info("restored %s", self.restored)

@@ -131,8 +131,8 @@ def save(state_dir: Path) -> Path:
     return path
 
 
-def restore(state_dir: Path) -> dict[str, int] | None:
-    """Load the snapshot into moto's backends: resources per service, or None without one.
+def restore(state_dir: Path) -> list[str] | None:
+    """Load the snapshot into moto's backends: the services restored, or None without one.
 
     Raises LocalCloudError for a snapshot that cannot be read or was written by another
     version (never an empty cloud in silence: ``--fresh`` starts one on purpose).
@@ -163,19 +163,12 @@ def restore(state_dir: Path) -> dict[str, int] | None:
         raise LocalCloudError(
             f"cannot read the snapshot {path}: {type(exc).__name__}: {exc}; {fresh}"
         ) from exc
-    counts: dict[str, int] = {}
     for service, accounts in backends.items():
         target: Any = get_backend(service)
         for account, regions in accounts.items():
             for region, state in regions.items():
                 target[account][region].__dict__.update(state)
-                counts[service] = counts.get(service, 0) + _size(state)
-    return counts
-
-
-def _size(state: dict[str, Any]) -> int:
-    """A rough count of resources: the entries of the backend's dict-valued fields."""
-    return sum(len(v) for v in state.values() if isinstance(v, dict))
+    return sorted(backends)
 
 
 def remove(state_dir: Path) -> bool:
