@@ -79,6 +79,9 @@ def lambda_environment(
         c.MIN_LABEL_LEARNABILITY: repr(settings.min_label_learnability),
         c.MAX_DUPLICATE_SHARE: repr(settings.max_duplicate_share),
         c.DEPLOY_WAIT_SECONDS: str(settings.deploy_wait_seconds),
+        c.ROLLOUT_MODE: settings.rollout_mode,
+        c.AB_TRAFFIC_PERCENT: str(settings.ab_traffic_percent),
+        c.ROLLOUT_MIN_REQUESTS: str(settings.rollout_min_requests),
         c.DRIFT_THRESHOLD: repr(settings.drift_threshold),
         c.DRIFT_ALARM_NAME: n.drift_alarm,
         c.DRIFT_WARN_THRESHOLD: repr(settings.drift_warn_threshold),
@@ -226,6 +229,9 @@ def build(
             retrain_schedule=settings.retrain_schedule,
             drift_schedule=settings.drift_schedule,
             quality_schedule=settings.quality_schedule,
+            rollout_check_schedule=(
+                settings.rollout_check_schedule if settings.rollout_mode != "direct" else None
+            ),
             depends_on=[identity.role_policies[kind] for kind in FUNCTIONS],
         ),
     )

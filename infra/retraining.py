@@ -107,12 +107,32 @@ class Trigger:
     description: str
     schedule: str | None = None
     pattern: dict[str, Any] | None = None
+    input: dict[str, Any] | None = None  # the event the target gets instead of the rule's
 
 
 def triggers(
-    n: Names, *, retrain_schedule: str, drift_schedule: str, quality_schedule: str
+    n: Names,
+    *,
+    retrain_schedule: str,
+    drift_schedule: str,
+    quality_schedule: str,
+    rollout_check_schedule: str | None = None,
 ) -> list[Trigger]:
-    """Every EventBridge rule of the stack, in a fixed order."""
+    """Every EventBridge rule of the stack, in a fixed order; the rollout check only for
+    the shadow and A/B rollout modes (a direct rollout has no trial to judge)."""
+    rollout = (
+        [
+            Trigger(
+                "rollout-check",
+                "promote",
+                "Judge the challenger on trial beside the champion",
+                schedule=rollout_check_schedule,
+                input={"source": c.EVENT_SOURCE, "detail-type": c.ROLLOUT_CHECK, "detail": {}},
+            )
+        ]
+        if rollout_check_schedule
+        else []
+    )
     return [
         Trigger("retrain-schedule", "retrain", "Scheduled retraining", schedule=retrain_schedule),
         Trigger(
@@ -191,6 +211,7 @@ def triggers(
             "New labels under raw/ground-truth/",
             pattern=s3_object_created_pattern(n.raw_bucket, c.GROUND_TRUTH_PREFIX),
         ),
+        *rollout,
     ]
 
 
@@ -209,6 +230,7 @@ class RetrainingArgs:
     retrain_schedule: str
     drift_schedule: str
     quality_schedule: str
+    rollout_check_schedule: str | None = None  # shadow / ab rollouts only
     # The role policies: a function is created after them (Lambda checks the DLQ grant).
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
@@ -300,6 +322,7 @@ class Retraining(pulumi.ComponentResource):
             retrain_schedule=args.retrain_schedule,
             drift_schedule=args.drift_schedule,
             quality_schedule=args.quality_schedule,
+            rollout_check_schedule=args.rollout_check_schedule,
         ):
             function = self.functions[trigger.function]
             rule = aws.cloudwatch.EventRule(
@@ -315,6 +338,7 @@ class Retraining(pulumi.ComponentResource):
                 rule=rule.name,
                 target_id=trigger.function,
                 arn=function.arn,
+                input=json.dumps(trigger.input) if trigger.input else None,
                 retry_policy={"maximum_retry_attempts": 4, "maximum_event_age_in_seconds": 3600},
                 opts=child,
             )

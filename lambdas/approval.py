@@ -42,7 +42,7 @@ from lambdas.packages import (
 from lambdas.reference import freeze_first_reference, has_reference
 from lambdas.registry import find_champion
 from lambdas.release import ReleaseError, load_archive
-from lambdas.rollout import deploy_package
+from lambdas.trial import serve_package
 from lambdas.verify import JobEvent, Unverified, verify_job
 
 
@@ -176,7 +176,7 @@ def _deploy_approved(
         for k, v in package_environment(package).items()
         if k in {c.MODEL_SHA256_ENV, c.MODEL_ARCHIVE_SHA256_ENV}
     }
-    deployed = deploy_package(
+    deployed = serve_package(
         config,
         clients,
         package_arn=arn,

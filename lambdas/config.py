@@ -97,6 +97,12 @@ class Config:
     autoscaling_min: int = int(c.DEFAULTS[c.AUTOSCALING_MIN])
     autoscaling_max: int = int(c.DEFAULTS[c.AUTOSCALING_MAX])
     autoscaling_target: float = float(c.DEFAULTS[c.AUTOSCALING_TARGET])
+    rollout_mode: str = c.DEFAULTS[c.ROLLOUT_MODE]
+    ab_traffic_percent: int = int(c.DEFAULTS[c.AB_TRAFFIC_PERCENT])
+    rollout_min_requests: int = int(c.DEFAULTS[c.ROLLOUT_MIN_REQUESTS])
+    rollout_min_agreement: float = float(c.DEFAULTS[c.ROLLOUT_MIN_AGREEMENT])
+    rollout_max_error_increase: float = float(c.DEFAULTS[c.ROLLOUT_MAX_ERROR_INCREASE])
+    rollout_max_latency_ratio: float = float(c.DEFAULTS[c.ROLLOUT_MAX_LATENCY_RATIO])
     # drift
     drift_threshold: float = float(c.DEFAULTS[c.DRIFT_THRESHOLD])
     drift_alarm_name: str | None = None
@@ -235,6 +241,12 @@ class Config:
             autoscaling_min=number(c.AUTOSCALING_MIN, int),
             autoscaling_max=number(c.AUTOSCALING_MAX, int),
             autoscaling_target=number(c.AUTOSCALING_TARGET, float),
+            rollout_mode=choice(c.ROLLOUT_MODE, {"direct", "shadow", "ab"}),
+            ab_traffic_percent=positive(c.AB_TRAFFIC_PERCENT, int),
+            rollout_min_requests=positive(c.ROLLOUT_MIN_REQUESTS, int),
+            rollout_min_agreement=number(c.ROLLOUT_MIN_AGREEMENT, float),
+            rollout_max_error_increase=number(c.ROLLOUT_MAX_ERROR_INCREASE, float),
+            rollout_max_latency_ratio=number(c.ROLLOUT_MAX_LATENCY_RATIO, float),
             drift_threshold=number(c.DRIFT_THRESHOLD, float),
             drift_alarm_name=get(c.DRIFT_ALARM_NAME),
             drift_min_rows=number(c.DRIFT_MIN_ROWS, int),

@@ -59,6 +59,13 @@ CANARY_PERCENT = "MLOPS_CANARY_PERCENT"
 AUTOSCALING_MIN = "MLOPS_AUTOSCALING_MIN"
 AUTOSCALING_MAX = "MLOPS_AUTOSCALING_MAX"
 AUTOSCALING_TARGET = "MLOPS_AUTOSCALING_TARGET"  # invocations per instance
+# rollout: an approved challenger first runs beside the champion (lambdas.trial)
+ROLLOUT_MODE = "MLOPS_ROLLOUT_MODE"  # "direct" (blue/green) | "shadow" | "ab"
+AB_TRAFFIC_PERCENT = "MLOPS_AB_TRAFFIC_PERCENT"  # the challenger's share in "ab" (1..50)
+ROLLOUT_MIN_REQUESTS = "MLOPS_ROLLOUT_MIN_REQUESTS"  # challenger requests before a verdict
+ROLLOUT_MIN_AGREEMENT = "MLOPS_ROLLOUT_MIN_AGREEMENT"  # shadow: same label as the champion
+ROLLOUT_MAX_ERROR_INCREASE = "MLOPS_ROLLOUT_MAX_ERROR_INCREASE"  # 5XX rate over the champion's
+ROLLOUT_MAX_LATENCY_RATIO = "MLOPS_ROLLOUT_MAX_LATENCY_RATIO"  # mean model latency, x champion's
 
 # drift
 DRIFT_THRESHOLD = "MLOPS_DRIFT_THRESHOLD"
@@ -120,6 +127,8 @@ PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
 DEFAULT_SKLEARN_IMAGE_TAG = "1.4-2-cpu-py3"  # sagemaker-scikit-learn framework image tag
 VARIANT_NAME = "AllTraffic"
+CHALLENGER_VARIANT_NAME = "Challenger"  # a rollout's shadow or A/B variant
+ROLLOUT_CHECK = "RolloutCheck"  # detail-type of the scheduled (or manual) rollout check
 # the serving Model's environment: digests of what the gate approved; the serving code
 # refuses a model.joblib (SageMaker container) or an archive (local cloud) that differs
 MODEL_SHA256_ENV = "MLOPS_MODEL_SHA256"
@@ -151,6 +160,12 @@ DEFAULTS: dict[str, str] = {
     AUTOSCALING_MIN: "1",
     AUTOSCALING_MAX: "4",
     AUTOSCALING_TARGET: "200",
+    ROLLOUT_MODE: "direct",
+    AB_TRAFFIC_PERCENT: "10",
+    ROLLOUT_MIN_REQUESTS: "200",
+    ROLLOUT_MIN_AGREEMENT: "0.8",
+    ROLLOUT_MAX_ERROR_INCREASE: "0.01",
+    ROLLOUT_MAX_LATENCY_RATIO: "2.0",
     DRIFT_THRESHOLD: "0.25",
     DRIFT_WARN_THRESHOLD: "0.1",
     DRIFT_WINDOWS: "1",

@@ -48,6 +48,7 @@ from lambdas.captures import parse_capture
 from lambdas.config import Config, JsonDict
 from lambdas.handling import iso, utcnow
 from lambdas.psi import feature_stats
+from lambdas.quality_data import capture_variants
 
 logger = Logger(service="mlops-drift")
 
@@ -96,13 +97,10 @@ def new_capture_files(
 ) -> list[tuple[str, str]]:
     """``(variant, key)`` of capture files after each variant's last key, oldest first."""
     s3, bucket, prefix = clients.s3, config.capture_bucket, f"{config.endpoint_name}/"
-    variants = []
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, Delimiter="/"
-    ):
-        variants += [p["Prefix"][len(prefix) : -1] for p in page.get("CommonPrefixes", [])]
+    variants = capture_variants(s3, bucket or "", config.endpoint_name or "")
     files: list[tuple[str, str]] = []
-    for variant in sorted(variants):
+    # a rollout's challenger sees (a copy of) the same traffic: the trial judges it
+    for variant in sorted(v for v in variants if v != c.CHALLENGER_VARIANT_NAME):
         kwargs = {"Bucket": bucket, "Prefix": f"{prefix}{variant}/"}
         if after.get(variant):
             kwargs["StartAfter"] = after[variant]

@@ -21,6 +21,7 @@ SCALE_OUT_COOLDOWN_SECONDS = 60
 # A blue/green canary is a strict part of the new fleet: one instance cannot hold one.
 MIN_CANARY_INSTANCES = 2
 MAX_CANARY_PERCENT = 50  # SageMaker: a canary is at most half the new fleet
+MAX_AB_PERCENT = 50  # a challenger on trial never takes most of the traffic
 # the rollback alarms judge 2-3 one-minute periods of canary traffic; metrics land late
 CANARY_WAIT_SECONDS = 600
 TERMINATION_WAIT_SECONDS = 300
@@ -112,6 +113,53 @@ def endpoint_config(
         if kms_key_arn:
             capture["KmsKeyId"] = kms_key_arn
         request["DataCaptureConfig"] = capture
+    return request
+
+
+_VARIANT_KEYS = ("VariantName", "ModelName", "InstanceType", "InitialInstanceCount")
+
+
+def trial_endpoint_config(
+    champion_config: JsonDict, challenger_model: str, *, mode: str, ab_percent: int
+) -> JsonDict:
+    """``create_endpoint_config`` arguments (but name and tags) of a rollout's trial.
+
+    The champion's config (a DescribeEndpointConfig answer) keeps its first production
+    variant, first (the monitors read it as the one serving), its capture and key; the
+    challenger gets the same instances as :data:`lambdas.constants.CHALLENGER_VARIANT_NAME`:
+    a shadow variant that copies every request (``mode="shadow"``), or a production
+    variant with ``ab_percent`` of the traffic (``mode="ab"``).
+
+    Raises
+    ------
+    ValueError
+        When the champion's config has no instance-backed variant (serverless endpoints
+        have neither shadow nor several variants) or the mode is unknown.
+    """
+    variants = champion_config.get("ProductionVariants") or []
+    if not variants or not variants[0].get("InstanceType"):
+        raise ValueError(
+            "a shadow or A/B rollout needs an instance endpoint (mlops:endpointMode instance): "
+            "SageMaker Serverless endpoints have one variant and no shadow"
+        )
+    live = {k: variants[0][k] for k in _VARIANT_KEYS if k in variants[0]}
+    challenger = {**live, "VariantName": c.CHALLENGER_VARIANT_NAME, "ModelName": challenger_model}
+    request: JsonDict = {}
+    if mode == "shadow":
+        request["ProductionVariants"] = [{**live, "InitialVariantWeight": 1.0}]
+        request["ShadowProductionVariants"] = [{**challenger, "InitialVariantWeight": 1.0}]
+    elif mode == "ab":
+        percent = max(1, min(MAX_AB_PERCENT, ab_percent))
+        request["ProductionVariants"] = [
+            {**live, "InitialVariantWeight": float(100 - percent)},
+            {**challenger, "InitialVariantWeight": float(percent)},
+        ]
+    else:
+        raise ValueError(f"rollout mode {mode!r} is not shadow or ab")
+    if champion_config.get("DataCaptureConfig"):
+        request["DataCaptureConfig"] = champion_config["DataCaptureConfig"]
+    if champion_config.get("KmsKeyId"):
+        request["KmsKeyId"] = champion_config["KmsKeyId"]
     return request
 
 

@@ -24,7 +24,17 @@ DEPLOYMENT_REASON_PROPERTY = "mlops:deployment-reason"
 ENDPOINT_CONFIG_PROPERTY = "mlops:endpoint-config"
 SHA256_PROPERTY = "mlops:model-sha256"
 REFERENCE_PROPERTY = "mlops:reference-sha256"
+# a rollout's trial (lambdas.trial): mode, start, the config to return to, the verdict
+ROLLOUT_PROPERTY = "mlops:rollout"  # shadow | ab
+ROLLOUT_STARTED_PROPERTY = "mlops:rollout-started"
+ROLLOUT_CHAMPION_CONFIG_PROPERTY = "mlops:rollout-champion-config"
+ROLLOUT_VERDICT_PROPERTY = "mlops:rollout-verdict"  # promoted | withdrawn
 _MAX_PROPERTY = 256  # SageMaker's limit on a property value
+
+
+def on_trial(properties: Mapping[str, str]) -> bool:
+    """Whether a package is a challenger still on trial beside the champion."""
+    return bool(properties.get(ROLLOUT_PROPERTY)) and not properties.get(ROLLOUT_VERDICT_PROPERTY)
 
 
 def register_package(

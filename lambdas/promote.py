@@ -19,6 +19,8 @@
   held package (:mod:`lambdas.approval`).
 - ``SageMaker Endpoint State Change`` of this stack's endpoint: the end of a rollout that
   outlasted promote's wait (:func:`lambdas.rollout.follow_up`).
+- ``RolloutCheck`` (source ``mlops.control-plane``): judge the challenger on trial
+  beside the champion (``mlops:rolloutMode`` shadow or ab, :mod:`lambdas.trial`).
 
 A failed deployment or a rollback leaves the champion serving, the package Rejected with
 the reason, and an alert.
@@ -46,12 +48,14 @@ from lambdas.gate import PENDING, REJECTED, SAME_SPLIT, GateDecision, decide, ev
 from lambdas.handling import handle_event, run_once, utcnow
 from lambdas.package_card import publish_card
 from lambdas.packages import REFERENCE_PROPERTY, register_package
-from lambdas.promote_events import EndpointEvent, parse_event
+from lambdas.promote_events import EndpointEvent, RolloutCheck, parse_event
 from lambdas.reference import ReferenceError, current_reference, freeze_first_reference
 from lambdas.registry import champion_evaluation, find_champion
 from lambdas.release import Archive, ReleaseError, load_archive, release, serving_digests
-from lambdas.rollout import deploy_package, follow_up
+from lambdas.rollout import follow_up
 from lambdas.training import model_artifacts_uri
+from lambdas.trial import check as check_trial
+from lambdas.trial import serve_package
 from lambdas.verify import JobEvent, Unverified, verify_job
 
 logger = Logger(service="mlops-promote")
@@ -275,7 +279,7 @@ def _gate(
             },
         )
         return {**outcome, "status": "pending-approval", "reason": decision.reason}
-    deployed = deploy_package(
+    deployed = serve_package(
         config,
         clients,
         package_arn=package_arn,
@@ -352,12 +356,14 @@ def _judge(
 def act(
     config: Config,
     clients: Clients,
-    event: JobEvent | PackageEvent | EndpointEvent,
+    event: JobEvent | PackageEvent | EndpointEvent | RolloutCheck,
     *,
     lambda_context: Any = None,
 ) -> JsonDict:
     """Act on a parsed event: see the module docstring."""
     config.require("artifacts_bucket", "model_package_group")
+    if isinstance(event, RolloutCheck):
+        return check_trial(config, clients, lambda_context=lambda_context)
     if isinstance(event, PackageEvent):
         return act_on_package(config, clients, event, lambda_context=lambda_context)
     if isinstance(event, EndpointEvent):
@@ -378,7 +384,16 @@ def handle(
         context=context,
         clients=clients,
         calm=frozenset(
-            {"deployed", "deploying", "not-promoted", "ignored", "pending-approval", "duplicate"}
+            {
+                "deployed",
+                "deploying",
+                "not-promoted",
+                "ignored",
+                "pending-approval",
+                "duplicate",
+                "on-trial",
+                "waiting",
+            }
         ),
     )
 

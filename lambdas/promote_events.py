@@ -21,9 +21,19 @@ class EndpointEvent:
     endpoint_name: str
 
 
-def parse_event(event: Any, config: Config) -> JobEvent | PackageEvent | EndpointEvent:
+@dataclass(frozen=True)
+class RolloutCheck:
+    """Judge the challenger on trial now (the schedule rule, or ``mlops rollout check``)."""
+
+
+def parse_event(
+    event: Any, config: Config
+) -> JobEvent | PackageEvent | EndpointEvent | RolloutCheck:
     """What an event is about; pure (no AWS call). Raises :class:`BadEvent`."""
     source, detail_type, detail = event_kind(event)
+    if (source, detail_type) == (c.EVENT_SOURCE, c.ROLLOUT_CHECK):
+        # no job, no package named: whoever sends it, only the registry's trial is judged
+        return RolloutCheck()
     if source == "aws.sagemaker" and detail_type == c.PACKAGE_STATE_CHANGE:
         return parse_package_event(detail, config)
     if source == "aws.sagemaker" and detail_type == c.ENDPOINT_STATE_CHANGE:

@@ -82,6 +82,18 @@ def _prediction(
     return norm_label(line[0]), float(line[1 + list(labels).index(positive)])
 
 
+def capture_variants(s3: Any, bucket: str, endpoint: str) -> list[str]:
+    """The variants with capture files under ``<endpoint>/``."""
+    prefix = f"{endpoint}/"
+    return [
+        p["Prefix"][len(prefix) : -1]
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, Delimiter="/"
+        )
+        for p in page.get("CommonPrefixes", [])
+    ]
+
+
 @dataclass
 class Captured:
     served: dict[str, Served]
@@ -99,18 +111,23 @@ def read_captures(
     end: datetime,
     spec: Mapping[str, Any],
     problems: list[str],
+    *,
+    variants: Sequence[str] | None = None,
 ) -> Captured:
     """The window's one-row captured predictions by inference ID, and the previous
-    window's IDs. A half-written or foreign line is counted, never joined."""
+    window's IDs. A half-written or foreign line is counted, never joined.
+
+    ``variants``: whose captures; by default every variant but a rollout's challenger
+    (a shadow copy of the champion's requests, judged by :mod:`lambdas.trial`)."""
     s3, bucket = clients.s3, config.capture_bucket or ""
     before = start - (end - start)
-    variants = [
-        p["Prefix"]
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=f"{config.endpoint_name}/", Delimiter="/"
-        )
-        for p in page.get("CommonPrefixes", [])
-    ]
+    if variants is None:
+        variants = [
+            v
+            for v in capture_variants(s3, bucket, config.endpoint_name or "")
+            if v != c.CHALLENGER_VARIANT_NAME
+        ]
+    variants = [f"{config.endpoint_name}/{v}/" for v in variants]
     prefixes = [f"{v}{hour}/" for v in variants for hour in _hours(before, end)]
     out = Captured({}, set())
     features, labels, positive = spec["features"], spec["labels"], spec["positive"]

@@ -13,10 +13,16 @@ from typing import Any
 from lambdas import constants as c
 from lambdas.aws import Clients, get_json, parse_s3_uri, read_tar_members
 from lambdas.config import Config, JsonDict
+from lambdas.packages import on_trial
+
+_LOOK_BACK = 5  # packages read past the challengers on trial (at most one is)
 
 
 def find_champion(config: Config, clients: Clients) -> JsonDict | None:
-    """The latest Approved model package of the group, or ``None``.
+    """The latest Approved model package of the group not on trial, or ``None``.
+
+    A challenger on trial (:mod:`lambdas.trial`) is Approved by the gate but not yet the
+    champion: the gate, retraining and the monitors keep measuring against the one before.
 
     Returns ``{"arn", "version", "image", "model_data_url", "evaluation_uri"}``. The
     promote handler gates against it; the retrain handler gives its model to the next
@@ -28,13 +34,17 @@ def find_champion(config: Config, clients: Clients) -> JsonDict | None:
         ModelApprovalStatus="Approved",
         SortBy="CreationTime",
         SortOrder="Descending",
-        MaxResults=1,
+        MaxResults=_LOOK_BACK,
     )
-    summaries = listed.get("ModelPackageSummaryList", [])
-    if not summaries:
-        return None
-    arn = summaries[0]["ModelPackageArn"]
-    package = clients.sagemaker.describe_model_package(ModelPackageName=arn)
+    for summary in listed.get("ModelPackageSummaryList", []):
+        arn = summary["ModelPackageArn"]
+        package = clients.sagemaker.describe_model_package(ModelPackageName=arn)
+        if not on_trial(package.get("CustomerMetadataProperties") or {}):
+            return _champion(arn, package)
+    return None
+
+
+def _champion(arn: str, package: Mapping[str, Any]) -> JsonDict:
     container = (package.get("InferenceSpecification", {}).get("Containers") or [{}])[0]
     stats = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
     return {

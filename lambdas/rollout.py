@@ -24,6 +24,8 @@ from lambdas.packages import (
     DEPLOYMENT_PROPERTY,
     DEPLOYMENT_REASON_PROPERTY,
     ENDPOINT_CONFIG_PROPERTY,
+    ROLLOUT_PROPERTY,
+    on_trial,
     package_properties,
     update_package,
 )
@@ -78,11 +80,22 @@ def watch(
 
 
 def record(
-    config: Config, clients: Clients, package_arn: str, job_name: str, state: str, why: str
+    config: Config,
+    clients: Clients,
+    package_arn: str,
+    job_name: str,
+    state: str,
+    why: str,
+    *,
+    trial: str | None = None,
 ) -> JsonDict:
-    """Write the rollout's result on the package; alert and reject on a failed one."""
+    """Write the rollout's result on the package; alert and reject on a failed one.
+
+    ``trial``: the endpoint change put the package on trial in that mode (``shadow`` or
+    ``ab``, :mod:`lambdas.trial`); once in service, that is its deployment state."""
     failed = state in {ROLLED_BACK, FAILED}
-    properties = {DEPLOYMENT_PROPERTY: state, DEPLOYMENT_REASON_PROPERTY: why}
+    trial_state = trial if state == IN_SERVICE else None
+    properties = {DEPLOYMENT_PROPERTY: trial_state or state, DEPLOYMENT_REASON_PROPERTY: why}
     try:
         update_package(
             clients,
@@ -108,6 +121,8 @@ def record(
             },
         )
     status = {IN_SERVICE: "deployed", UPDATING: "deploying"}.get(state, "deploy-failed")
+    if trial_state:
+        return {"status": "on-trial", "deployment": trial_state, "deployment_reason": why}
     return {"status": status, "deployment": state, "deployment_reason": why}
 
 
@@ -168,7 +183,9 @@ def follow_up(config: Config, clients: Clients, endpoint_name: str) -> JsonDict:
         state, why = judge_endpoint(endpoint, properties.get(ENDPOINT_CONFIG_PROPERTY, ""))
         if state == UPDATING:
             continue
-        result = record(config, clients, arn, properties.get("mlops:job", "?"), state, why)
+        trial = properties.get(ROLLOUT_PROPERTY) if on_trial(properties) else None
+        job = properties.get("mlops:job", "?")
+        result = record(config, clients, arn, job, state, why, trial=trial)
         done.append({"model_package_arn": arn, **result})
     if not done:
         return {"status": "ignored", "reason": f"no rollout of {endpoint_name} was waiting"}

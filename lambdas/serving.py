@@ -72,7 +72,7 @@ def _describe_endpoint(clients: Clients, name: str) -> JsonDict | None:
         raise
 
 
-def _ensure_model(
+def ensure_model(
     config: Config,
     clients: Clients,
     name: str,
@@ -163,7 +163,7 @@ def deploy(
                 f"endpoint {endpoint} is {current['EndpointStatus']}: cannot update it now"
             )
         step = "create_model"
-        _ensure_model(config, clients, model_name, model_data_url, environment or {})
+        ensure_model(config, clients, model_name, model_data_url, environment or {})
         step = "create_endpoint_config"
         clients.sagemaker.create_endpoint_config(
             **build_endpoint_config(config, endpoint_config, model_name)

@@ -793,6 +793,29 @@ def test_schedule_rules(run: ProgramRun, kind: str, function: str, setting: str)
     assert permission["principal"] == "events.amazonaws.com"
 
 
+def test_a_shadow_rollout_adds_the_trial_check_and_its_read_only_grants() -> None:
+    direct = program("prod")
+    shadow = program("prod", rolloutMode="shadow", rolloutCheckSchedule="rate(5 minutes)")
+
+    rule, target, permission = _rule(shadow, "rollout-check")
+    assert rule["scheduleExpression"] == "rate(5 minutes)"
+    assert target["arn"] == one(shadow, T_FUNCTION, "retraining-promote").outputs["arn"]
+    assert json.loads(target["input"]) == {
+        "source": c.EVENT_SOURCE,
+        "detail-type": c.ROLLOUT_CHECK,
+        "detail": {},
+    }
+    assert permission["principal"] == "events.amazonaws.com"
+    env = one(shadow, T_FUNCTION, "retraining-promote").inputs["environment"]["variables"]
+    assert env[c.ROLLOUT_MODE] == "shadow" and env[c.ROLLOUT_MIN_REQUESTS] == "200"
+    sids = {s["Sid"] for s in role_statements(shadow, f"{prefix(shadow)}-promote")}
+    assert {"ReadTrialCaptures", "ReadTrialLabels", "ReadVariantMetrics"} <= sids
+    # a direct rollout has no trial: no rule, no grants
+    assert not [r for r in direct if r.name == "retraining-rollout-check"]
+    direct_sids = {s["Sid"] for s in role_statements(direct, f"{prefix(direct)}-promote")}
+    assert not direct_sids & {"ReadTrialCaptures", "ReadTrialLabels", "ReadVariantMetrics"}
+
+
 def test_schedules_come_from_config() -> None:
     run = program("dev", retrainSchedule="cron(0 3 ? * MON *)")
     rule, _, _ = _rule(run, "retrain-schedule")

@@ -184,6 +184,25 @@ KEYS: tuple[Key, ...] = (
         "instance mode: invocations per instance per minute",
     ),
     _env_key("canaryPercent", c.CANARY_PERCENT, "instance mode: canary traffic share, 1..99"),
+    _env_key(
+        "rolloutMode",
+        c.ROLLOUT_MODE,
+        "direct (blue/green), or shadow / ab: an approved challenger first runs beside the "
+        "champion (instance mode)",
+    ),
+    _env_key(
+        "abTrafficPercent", c.AB_TRAFFIC_PERCENT, "rolloutMode ab: the challenger's share, 1..50"
+    ),
+    _env_key(
+        "rolloutMinRequests",
+        c.ROLLOUT_MIN_REQUESTS,
+        "requests the challenger serves before the trial's verdict (1..1000000)",
+    ),
+    Key(
+        "rolloutCheckSchedule",
+        "rate(15 minutes)",
+        "rolloutMode shadow / ab: EventBridge schedule of the trial's check",
+    ),
     _env_key("captureSamplePercent", c.CAPTURE_SAMPLE_PERCENT, "data capture sampling, 1..100"),
     Key("captureRetentionDays", "90", "capture bucket objects expire after this"),
     Key("noncurrentVersionDays", "30", "noncurrent object versions expire after this"),

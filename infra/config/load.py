@@ -19,6 +19,7 @@ from infra.config.reader import Getter, Reader
 from infra.config.settings import Settings, StackConfigError
 
 ENDPOINT_MODES = ("serverless", "instance")
+ROLLOUT_MODES = ("direct", "shadow", "ab")
 TRAINING_BACKENDS = ("sagemaker", "ec2")
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
 LOG_RETENTION_DAYS = (
@@ -162,6 +163,16 @@ def load_settings(
     if autoscaling_max < autoscaling_min:
         raise r.fail("autoscalingMax", autoscaling_max, f">= autoscalingMin ({autoscaling_min})")
 
+    endpoint_mode = r.choice("endpointMode", ENDPOINT_MODES)
+    rollout_mode = r.choice("rolloutMode", ROLLOUT_MODES)
+    if rollout_mode != "direct" and endpoint_mode != "instance":
+        raise r.fail(
+            "rolloutMode",
+            rollout_mode,
+            "direct with mlops:endpointMode serverless: SageMaker Serverless endpoints have "
+            "one variant and no shadow (set endpointMode instance for shadow or ab)",
+        )
+
     serverless_memory = r.integer("serverlessMemoryMb")
     if serverless_memory not in SERVERLESS_MEMORY_SIZES:
         raise r.fail(
@@ -197,7 +208,7 @@ def load_settings(
         stack=stack,
         region=region,
         model_name=model_name,
-        endpoint_mode=r.choice("endpointMode", ENDPOINT_MODES),
+        endpoint_mode=endpoint_mode,
         retrain_schedule=_schedule(r, "retrainSchedule"),
         drift_schedule=_schedule(r, "driftSchedule"),
         drift_threshold=drift_threshold,
@@ -245,6 +256,10 @@ def load_settings(
         autoscaling_max=autoscaling_max,
         autoscaling_target=r.integer("autoscalingTarget"),
         canary_percent=r.integer("canaryPercent", low=1, high=99),
+        rollout_mode=rollout_mode,
+        ab_traffic_percent=r.integer("abTrafficPercent", low=1, high=50),
+        rollout_min_requests=r.integer("rolloutMinRequests", low=1, high=1_000_000),
+        rollout_check_schedule=_schedule(r, "rolloutCheckSchedule"),
         capture_sample_percent=r.integer("captureSamplePercent", low=1, high=100),
         capture_retention_days=r.integer("captureRetentionDays"),
         noncurrent_version_days=r.integer("noncurrentVersionDays"),

@@ -66,6 +66,10 @@ class Settings:
     autoscaling_max: int
     autoscaling_target: int
     canary_percent: int
+    rollout_mode: str  # direct | shadow | ab
+    ab_traffic_percent: int
+    rollout_min_requests: int
+    rollout_check_schedule: str
     capture_sample_percent: int
     capture_retention_days: int
     noncurrent_version_days: int

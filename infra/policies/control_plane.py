@@ -19,6 +19,7 @@ from infra.policies.grants import (
     use_stack_key,
 )
 from infra.policies.limits import DEFAULT_LIMITS, Limits
+from infra.policies.rollout import trial_statements
 from infra.policies.statements import Document, Statement, allow, document
 from lambdas import constants as c
 
@@ -350,6 +351,7 @@ def promote_policy(
             ["s3:PutObject"],
             objects(n, n.artifacts_bucket, c.TRAINING_PREFIX),
         ),
+        *(trial_statements(n) if limits.rollout_mode != "direct" else []),
     )
 
 

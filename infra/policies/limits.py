@@ -32,6 +32,7 @@ class Limits:
     endpoint_instance_type: str = "ml.m5.large"
     serverless_memory_mb: int = 2048
     serverless_max_concurrency: int = 5
+    rollout_mode: str = "direct"  # shadow / ab: promote also reads the trial's evidence
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
@@ -42,6 +43,7 @@ class Limits:
             endpoint_instance_type=s.endpoint_instance_type,
             serverless_memory_mb=s.serverless_memory_mb,
             serverless_max_concurrency=s.serverless_max_concurrency,
+            rollout_mode=s.rollout_mode,
         )
 
 

@@ -194,7 +194,7 @@ def status(stack: StackOpt = "local", state_dir: StateOpt = DEFAULT_STATE_DIR) -
             job["failure"][:80],
         )
     console.print(jobs)
-    packages = Table(title="model packages (the champion is the newest Approved)")
+    packages = Table(title="model packages (the champion: the newest Approved not on trial)")
     for column in ("version", "registered", "status", "deployment", "the gate's reason"):
         packages.add_column(column)
     for package in ops.packages(target):

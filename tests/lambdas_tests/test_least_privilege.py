@@ -30,7 +30,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -77,6 +77,7 @@ SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 #: Actions without resource-level permissions: the only ones a ``"*"`` statement may grant.
 STAR_ONLY = {
     "sagemaker:ListTrainingJobs",
+    "cloudwatch:GetMetricStatistics",
     "application-autoscaling:DescribeScalingPolicies",
     "cloudwatch:PutMetricData",
     "autoscaling:DescribeAutoScalingGroups",
@@ -159,7 +160,8 @@ def _sagemaker_context(op: str, p: dict[str, Any]) -> dict[str, str | tuple[str,
         if output.get("KmsKeyId"):
             context["sagemaker:OutputKmsKey"] = output["KmsKeyId"]
     elif op == "CreateEndpointConfig":
-        variants = p["ProductionVariants"]
+        # shadow variants serve models too, on instances of their own
+        variants = p["ProductionVariants"] + p.get("ShadowProductionVariants", [])
         context["sagemaker:ModelArn"] = tuple(_sm("model", v["ModelName"]) for v in variants)
         types = tuple(v["InstanceType"] for v in variants if v.get("InstanceType"))
         if types:
@@ -252,6 +254,8 @@ def needs(call: Call, key_arn: str) -> list[Need]:
     elif call.service == "cloudwatch":
         if op == "PutMetricData":
             add("cloudwatch:PutMetricData", "*", **{"cloudwatch:namespace": p["Namespace"]})
+        elif op == "GetMetricStatistics":
+            add("cloudwatch:GetMetricStatistics", "*")
         elif op == "SetAlarmState":
             add("cloudwatch:SetAlarmState", N.alarm_arn(p["AlarmName"]))
         else:
@@ -400,6 +404,7 @@ class Scenario:
     outcome: dict[str, Any]
     calls: list[Call]
     ec2_backend: bool = False
+    rollout: bool = False  # run with mlops:rolloutMode shadow
 
 
 @dataclass
@@ -408,7 +413,9 @@ class World:
     queue_url: str
     scenarios: dict[str, Scenario]
 
-    def role_policy(self, function: str, *, ec2_backend: bool = False) -> dict[str, Any]:
+    def role_policy(
+        self, function: str, *, ec2_backend: bool = False, rollout: bool = False
+    ) -> dict[str, Any]:
         """The function's role policy as infra/identity.py (+ training.py) attach it."""
         sagemaker_role = N.role_arn("sagemaker")
         if function == "retrain":
@@ -420,8 +427,10 @@ class World:
                 doc = policies.document(*doc["Statement"], *start["Statement"])
             return doc
         if function == "promote":
+            # the trial's read-only statements are granted in the shadow / ab modes only
+            limits = replace(LIMITS, rollout_mode="shadow") if rollout else LIMITS
             return policies.promote_policy(
-                N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role, limits=LIMITS
+                N, kms_key_arn=self.key_arn, sagemaker_role_arn=sagemaker_role, limits=limits
             )
         if function == "quality":
             return policies.quality_policy(
@@ -595,8 +604,11 @@ def _capture_file(rows: list[list[Any]]) -> bytes:
     return json.dumps(record).encode()
 
 
-def _put_served_and_labelled(rows: int) -> None:
-    """``rows`` one-row predictions captured just now, and wrong labels for them."""
+def _put_served_and_labelled(
+    rows: int, *, variants: tuple[str, ...] = (c.VARIANT_NAME,), ids: str = "id"
+) -> None:
+    """``rows`` one-row predictions captured just now (by each variant), wrong labels for
+    them, and (for a trial's evidence) the variants' SageMaker metrics."""
     when = datetime.now(UTC)
     answer = {"predictions": [{"label": 1, "probabilities": {"0": 0.1, "1": 0.9}}]}
     lines = [
@@ -616,7 +628,7 @@ def _put_served_and_labelled(rows: int) -> None:
                 },
                 "eventMetadata": {
                     "eventId": f"e-{i}",
-                    "inferenceId": f"id-{i}",
+                    "inferenceId": f"{ids}-{i}",
                     "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 },
             }
@@ -624,11 +636,19 @@ def _put_served_and_labelled(rows: int) -> None:
         for i in range(rows)
     ]
     hour = when.strftime("%Y/%m/%d/%H")
-    _put(
-        N.capture_bucket, f"{N.endpoint}/{c.VARIANT_NAME}/{hour}/q.jsonl", "\n".join(lines).encode()
-    )
-    labels = "\n".join(ground_truth_record(f"id-{i}", "0") for i in range(rows))
-    _put(N.raw_bucket, f"{c.GROUND_TRUTH_PREFIX}{hour}/labels.jsonl", labels.encode())
+    for variant in variants:
+        key = f"{N.endpoint}/{variant}/{hour}/{ids}.jsonl"
+        _put(N.capture_bucket, key, "\n".join(lines).encode())
+        dims = [
+            {"Name": "EndpointName", "Value": N.endpoint},
+            {"Name": "VariantName", "Value": variant},
+        ]
+        boto3.client("cloudwatch", region_name=REGION).put_metric_data(
+            Namespace="AWS/SageMaker",
+            MetricData=[{"MetricName": "Invocations", "Dimensions": dims, "Value": float(rows)}],
+        )
+    labels = "\n".join(ground_truth_record(f"{ids}-{i}", "0") for i in range(rows))
+    _put(N.raw_bucket, f"{c.GROUND_TRUTH_PREFIX}{hour}/{ids}-labels.jsonl", labels.encode())
 
 
 def _update_endpoint_standin(monkeypatch: pytest.MonkeyPatch, fail: dict[str, bool]) -> None:
@@ -669,7 +689,8 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
         recorder = Recorder()
         outcome = handle(event, {**env, **over}, context, clients=recorder.clients())
         ec2_backend = over.get(c.TRAINING_BACKEND) == "ec2"
-        scenarios[name] = Scenario(function, outcome, recorder.calls, ec2_backend)
+        rollout = over.get(c.ROLLOUT_MODE, "direct") != "direct"
+        scenarios[name] = Scenario(function, outcome, recorder.calls, ec2_backend, rollout)
         return outcome
 
     s3_event = load_event("s3_object_created")
@@ -791,6 +812,25 @@ def _record_a_stacks_life(monkeypatch: pytest.MonkeyPatch) -> World:
     assert poor["status"] == "degraded" and poor["alarm"] == N.quality_alarm, poor
     assert poor["feedback"]["rows"] == 40, poor
 
+    # a shadow rollout: the next challenger goes on trial, the check judges and promotes it
+    job_5 = f"{MODEL}-20240503-140000-00000010"
+    _write_model(job_5, f1=0.98)
+    shadow = {c.ROLLOUT_MODE: "shadow", c.ROLLOUT_MIN_REQUESTS: "30", c.QUALITY_MIN_ROWS: "30"}
+    trial = run(
+        "promote: a challenger goes on a shadow trial",
+        "promote",
+        promote.handle,
+        _training_event(job_5),
+        **shadow,
+    )
+    assert trial["status"] == "on-trial", trial
+    _put_served_and_labelled(40, variants=(c.VARIANT_NAME, c.CHALLENGER_VARIANT_NAME), ids="t")
+    check = {"source": c.EVENT_SOURCE, "detail-type": c.ROLLOUT_CHECK, "detail": {}}
+    judged = run(
+        "promote: the rollout check promotes it", "promote", promote.handle, check, **shadow
+    )
+    assert judged["status"] == "deployed" and judged["evidence"]["paired"] == 40, judged
+
     _put(N.raw_bucket, "incoming/2024-05-04/batch-003.csv", b"age,plan,label\n44,pro,0\n")
     ec2 = run(
         "retrain: EC2 backend starts a host",
@@ -817,6 +857,8 @@ SCENARIOS = [
     "retrain: the champion's model goes to the next job",
     "drift: over the threshold",
     "quality: below the champion, feedback written",
+    "promote: a challenger goes on a shadow trial",
+    "promote: the rollout check promotes it",
     "retrain: EC2 backend starts a host",
 ]
 
@@ -824,7 +866,9 @@ SCENARIOS = [
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_every_call_is_allowed_by_the_functions_own_role(world: World, name: str) -> None:
     scenario = world.scenarios[name]
-    doc = world.role_policy(scenario.function, ec2_backend=scenario.ec2_backend)
+    doc = world.role_policy(
+        scenario.function, ec2_backend=scenario.ec2_backend, rollout=scenario.rollout
+    )
     recorded = world.needs_of(scenario)
     assert recorded, f"{name}: no AWS call recorded"
     denied = [str(n) for n in recorded if allowing_statement(doc, n) is None]
@@ -864,6 +908,13 @@ def _without(doc: dict[str, Any], sid: str) -> dict[str, Any]:
             "RaiseQualityAlarm",
             "cloudwatch:SetAlarmState",
         ),
+        ("promote: the rollout check promotes it", "ReadTrialCaptures", "s3:GetObject"),
+        ("promote: the rollout check promotes it", "ListTrialLabels", "s3:ListBucket"),
+        (
+            "promote: the rollout check promotes it",
+            "ReadVariantMetrics",
+            "cloudwatch:GetMetricStatistics",
+        ),
         ("retrain: new data starts a job", "ListIncomingData", "s3:ListBucketVersions"),
         ("retrain: more data after the job", "RunTrainingJobs", "sagemaker:DescribeTrainingJob"),
         ("retrain: EC2 backend starts a host", "QueueTrainingJob", "sqs:SendMessage"),
@@ -884,7 +935,12 @@ def test_removing_a_statement_denies_the_call_that_needs_it(
     world: World, name: str, sid: str, denied: str
 ) -> None:
     scenario = world.scenarios[name]
-    doc = _without(world.role_policy(scenario.function, ec2_backend=scenario.ec2_backend), sid)
+    doc = _without(
+        world.role_policy(
+            scenario.function, ec2_backend=scenario.ec2_backend, rollout=scenario.rollout
+        ),
+        sid,
+    )
     refused = {n.action for n in world.needs_of(scenario) if allowing_statement(doc, n) is None}
     assert denied in refused, f"{name}: without {sid}, {denied} should be denied"
 
@@ -1105,7 +1161,7 @@ def test_every_granted_action_is_used_or_explained(world: World) -> None:
     granted: set[tuple[str, str, str]] = set()
     for scenario in world.scenarios.values():
         role = scenario.function
-        doc = world.role_policy(role, ec2_backend=scenario.ec2_backend)
+        doc = world.role_policy(role, ec2_backend=scenario.ec2_backend, rollout=scenario.rollout)
         for s in doc["Statement"]:
             granted |= {(role, s["Sid"], a) for a in _as_list(s["Action"])}
         for need in world.needs_of(scenario):
