@@ -24,18 +24,6 @@ def cloud(tmp_path: Path) -> Iterator[LocalCloud]:
 
 
 REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "CreateTransformJob": (
-        "create_transform_job",
-        {
-            "TransformJobName": "t",
-            "ModelName": "m",
-            "TransformInput": {
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in"}}
-            },
-            "TransformOutput": {"S3OutputPath": "s3://b/out"},
-            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-        },
-    ),
     "CreateProcessingJob": (
         "create_processing_job",
         {
@@ -66,8 +54,8 @@ def test_calls_that_would_only_be_recorded_are_refused_by_name(
     assert error["Code"] == "UnsupportedOperation"
     assert error["Message"].startswith(f"{call} is not run by the local cloud")
     # and nothing was recorded as if it had run
-    if call == "CreateTransformJob":
-        assert client(cloud, "sagemaker").list_transform_jobs()["TransformJobSummaries"] == []
+    if call == "CreateProcessingJob":
+        assert client(cloud, "sagemaker").list_processing_jobs()["ProcessingJobSummaries"] == []
 
 
 def test_the_docs_list_every_refused_call() -> None:

@@ -121,3 +121,32 @@ def test_a_shadow_challenger_is_judged_on_mirrored_traffic_and_promoted(
     after = json.loads(_cli(monkeypatch, target, "rollout", "status", "--json").stdout)
     assert after["trial"] is None and after["last"]["verdict"] == "promoted", after
     assert after["last"]["numbers"]["requests"] == f"{REQUESTS}/{REQUESTS}"
+
+
+@pytest.mark.slow
+def test_a_batch_transform_with_the_champion_answers_as_its_endpoint_does(
+    trial: tuple[LocalCloud, Target, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud, target, _ = trial
+    rows = datasets.features_csv(datasets.transactions(40, seed=34))
+    bucket = target.output("artifactsBucket")
+    target.client("s3").put_object(Bucket=bucket, Key="batch-in/day.csv", Body=rows.encode())
+    monkeypatch.setattr("mlops.cli.serving.target_for", lambda stack, state_dir: target)
+
+    done = run("transform", f"s3://{bucket}/batch-in/")
+
+    assert done.exit_code == 0, text(done)
+    name = text(done).split()[2]
+    out = target.client("s3").get_object(Bucket=bucket, Key=f"transform/{name}/day.csv.out")
+    lines = out["Body"].read().decode().splitlines()
+    endpoint = [p.answer for p in labels.predict_rows(target, rows.splitlines(), [None] * 40)]
+    assert len(lines) == 40
+    # the same label for every row; probabilities alike but for float rounding (one
+    # request of 40 rows is computed as a matrix, 40 requests row by row)
+    batch = [line.split(",") for line in lines]
+    single = [line.split(",") for line in endpoint]
+    assert [b[0] for b in batch] == [s[0] for s in single]
+    assert [float(v) for b in batch for v in b[1:]] == pytest.approx(
+        [float(v) for s in single for v in s[1:]], abs=1e-9
+    )
+    assert cloud.wait_idle(60)

@@ -174,3 +174,34 @@ def serve(
         endpoint.serve(path, host, port, capture=capture, program=program)
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
+
+
+@app.command()
+def transform(
+    input_s3: Annotated[
+        str, typer.Argument(help="s3:// prefix of CSV files of feature rows, one per line")
+    ],
+    job: Annotated[
+        str | None, typer.Option(help="A training job's model instead of the endpoint's")
+    ] = None,
+    join: Annotated[bool, typer.Option(help="Each output line starts with its input row")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for the job to end")] = True,
+    stack: StackOpt = "local",
+    state_dir: StateOpt = DEFAULT_STATE_DIR,
+) -> None:
+    """Batch predictions over S3 objects: a SageMaker transform job with the champion."""
+    from mlops import transforms
+
+    target = target_for(stack, state_dir)
+    try:
+        started = transforms.start(target, input_s3, job=job, join=join)
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    console.print(f"transform job {started['name']} ({started['model']}) -> {started['output']}/")
+    if not wait:
+        return
+    described = transforms.wait(target, started["name"])
+    status = described["TransformJobStatus"]
+    if status != "Completed":
+        raise fail(f"{started['name']} {status}: {described.get('FailureReason', '')}")
+    console.print(f"{started['name']} Completed: one <input name>.out per input object")

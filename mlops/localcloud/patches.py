@@ -92,9 +92,10 @@ def install(cloud: LocalCloud) -> Patcher:
     _patch_cloudwatch(patcher, cloud)
     _patch_lambda(patcher)
     _patch_policy_conditions(patcher)
-    from mlops.localcloud import honesty
+    from mlops.localcloud import honesty, transform
 
     honesty.install(patcher)
+    transform.install(patcher, lambda: cloud.transforms)
     return patcher
 
 

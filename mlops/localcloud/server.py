@@ -33,6 +33,7 @@ from mlops.localcloud.model_cache import ModelLoader
 from mlops.localcloud.router import EventRouter
 from mlops.localcloud.runner import JobRunner
 from mlops.localcloud.state import HOST, LocalCloudError
+from mlops.localcloud.transform import TransformRunner
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class LocalCloud:
         self.runner: JobRunner
         self.router: EventRouter
         self.endpoints: EndpointHost
+        self.transforms: TransformRunner
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -235,6 +237,12 @@ class LocalCloud:
             update_grace=self.update_grace,
             on_state_change=self._endpoint_changed,
         )
+        self.transforms = TransformRunner(
+            clients=self.clients,
+            activity=self.activity,
+            models=self.endpoints.models,
+            on_finished=self._publish_change,
+        )
         from mlops.localcloud import patches
 
         self._patcher = patches.install(self)
@@ -262,7 +270,7 @@ class LocalCloud:
         self._tick_stop.set()
         if self._tick_thread is not None:
             self._tick_thread.join(5)
-        for part in ("runner", "router", "endpoints"):
+        for part in ("runner", "transforms", "router", "endpoints"):
             worker = self.__dict__.get(part)
             if worker is not None:
                 try:
@@ -369,6 +377,10 @@ class LocalCloud:
     def _job_finished(self, job: Any, account: str, region: str) -> None:
         self.changed()
         self.router.publish(training_job_event(job, account, region), account, region)
+
+    def _publish_change(self, event: dict[str, Any], account: str, region: str) -> None:
+        self.changed()
+        self.router.publish(event, account, region)
 
     def _endpoint_changed(self, endpoint: Any, account: str, region: str) -> None:
         self.changed()

@@ -225,7 +225,8 @@ class Saver:
 
 
 def fail_interrupted_jobs() -> list[str]:
-    """Restored training jobs that were running when the last run ended are Failed now:
+    """Restored training and transform jobs that were running when the last run ended are
+    Failed now:
     their processes died with it (SageMaker, too, fails a job whose instance is lost)."""
     from moto.sagemaker.models import sagemaker_backends
 
@@ -242,4 +243,9 @@ def fail_interrupted_jobs() -> list[str]:
                     "InternalServerError: the local cloud stopped while the job was running",
                 )
                 failed.append(job.training_job_name)
+        for job in list(getattr(backend, "transform_jobs", {}).values()):
+            if job.transform_job_status in ("InProgress", "Stopping"):
+                job.transform_job_status = "Failed"
+                job.failure_reason = "InternalServerError: the local cloud stopped during the job"
+                failed.append(job.transform_job_name)
     return failed
