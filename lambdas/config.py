@@ -103,6 +103,7 @@ class Config:
     rollout_min_agreement: float = float(c.DEFAULTS[c.ROLLOUT_MIN_AGREEMENT])
     rollout_max_error_increase: float = float(c.DEFAULTS[c.ROLLOUT_MAX_ERROR_INCREASE])
     rollout_max_latency_ratio: float = float(c.DEFAULTS[c.ROLLOUT_MAX_LATENCY_RATIO])
+    rollout_max_hours: int = int(c.DEFAULTS[c.ROLLOUT_MAX_HOURS])
     # drift
     drift_threshold: float = float(c.DEFAULTS[c.DRIFT_THRESHOLD])
     drift_alarm_name: str | None = None
@@ -247,6 +248,7 @@ class Config:
             rollout_min_agreement=number(c.ROLLOUT_MIN_AGREEMENT, float),
             rollout_max_error_increase=number(c.ROLLOUT_MAX_ERROR_INCREASE, float),
             rollout_max_latency_ratio=number(c.ROLLOUT_MAX_LATENCY_RATIO, float),
+            rollout_max_hours=positive(c.ROLLOUT_MAX_HOURS, int),
             drift_threshold=number(c.DRIFT_THRESHOLD, float),
             drift_alarm_name=get(c.DRIFT_ALARM_NAME),
             drift_min_rows=number(c.DRIFT_MIN_ROWS, int),

@@ -8,6 +8,7 @@ sends the merged whole and the status.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,16 @@ ROLLOUT_STARTED_PROPERTY = "mlops:rollout-started"
 ROLLOUT_CHAMPION_CONFIG_PROPERTY = "mlops:rollout-champion-config"
 ROLLOUT_VERDICT_PROPERTY = "mlops:rollout-verdict"  # promoted | withdrawn
 _MAX_PROPERTY = 256  # SageMaker's limit on a property value
+
+
+# SageMaker's pattern for a property value: letters, numbers, spaces and _.:/=+-@
+_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
+
+
+def property_value(value: object) -> str:
+    """``value`` as SageMaker takes it: at most 256 characters of its pattern (the rest
+    become spaces; the full text goes in the description or the alert)."""
+    return _UNSAFE.sub(" ", str(value))[:_MAX_PROPERTY]
 
 
 def on_trial(properties: Mapping[str, str]) -> bool:
@@ -71,7 +82,7 @@ def register_package(
         properties[SHA256_PROPERTY] = digests[c.MODEL_ARCHIVE_SHA256_ENV]
     tripped = [rule for rule, held, _ in decision.checks if not held]
     if tripped:
-        properties["mlops:failed-rules"] = ",".join(tripped)[:_MAX_PROPERTY]
+        properties["mlops:failed-rules"] = " ".join(tripped)
     properties.update(extra or {})
     response = clients.sagemaker.create_model_package(
         ModelPackageGroupName=config.model_package_group,
@@ -93,7 +104,7 @@ def register_package(
             }
         },
         ModelApprovalStatus=decision.outcome,
-        CustomerMetadataProperties={k: v[:_MAX_PROPERTY] for k, v in properties.items()},
+        CustomerMetadataProperties={k: property_value(v) for k, v in properties.items()},
         **({"ClientToken": client_token} if client_token else {}),
         Tags=[
             {"Key": "mlops:model", "Value": config.model_name},
@@ -121,7 +132,7 @@ def update_package(
     """
     package = describe_package(clients, arn)
     merged = dict(package.get("CustomerMetadataProperties") or {})
-    merged.update({k: str(v)[:_MAX_PROPERTY] for k, v in (properties or {}).items()})
+    merged.update({k: property_value(v) for k, v in (properties or {}).items()})
     request: dict[str, Any] = {
         "ModelPackageArn": arn,
         "ModelApprovalStatus": status or package.get("ModelApprovalStatus"),

@@ -54,8 +54,8 @@ from lambdas.registry import champion_evaluation, find_champion
 from lambdas.release import Archive, ReleaseError, load_archive, release, serving_digests
 from lambdas.rollout import follow_up
 from lambdas.training import model_artifacts_uri
-from lambdas.trial import check as check_trial
 from lambdas.trial import serve_package
+from lambdas.trial_check import check as check_trial
 from lambdas.verify import JobEvent, Unverified, verify_job
 
 logger = Logger(service="mlops-promote")

@@ -113,14 +113,16 @@ def read_captures(
     problems: list[str],
     *,
     variants: Sequence[str] | None = None,
+    earlier: bool = True,
 ) -> Captured:
     """The window's one-row captured predictions by inference ID, and the previous
     window's IDs. A half-written or foreign line is counted, never joined.
 
     ``variants``: whose captures; by default every variant but a rollout's challenger
-    (a shadow copy of the champion's requests, judged by :mod:`lambdas.trial`)."""
+    (a shadow copy of the champion's requests, judged by :mod:`lambdas.trial`).
+    ``earlier=False``: the previous window's IDs are not wanted (nor read)."""
     s3, bucket = clients.s3, config.capture_bucket or ""
-    before = start - (end - start)
+    before = start - (end - start) if earlier else start
     if variants is None:
         variants = [
             v

@@ -20,11 +20,13 @@ from botocore.exceptions import ClientError
 
 from lambdas.aws import Clients, error_text, publish_alert
 from lambdas.config import Config, JsonDict
+from lambdas.handling import iso, utcnow
 from lambdas.packages import (
     DEPLOYMENT_PROPERTY,
     DEPLOYMENT_REASON_PROPERTY,
     ENDPOINT_CONFIG_PROPERTY,
     ROLLOUT_PROPERTY,
+    ROLLOUT_STARTED_PROPERTY,
     on_trial,
     package_properties,
     update_package,
@@ -96,6 +98,9 @@ def record(
     failed = state in {ROLLED_BACK, FAILED}
     trial_state = trial if state == IN_SERVICE else None
     properties = {DEPLOYMENT_PROPERTY: trial_state or state, DEPLOYMENT_REASON_PROPERTY: why}
+    if trial_state:
+        # the trial's window opens once its config serves: before, the old fleet answered
+        properties[ROLLOUT_STARTED_PROPERTY] = iso(utcnow())
     try:
         update_package(
             clients,
@@ -135,8 +140,12 @@ def deploy_package(
     model_data_url: str,
     environment: Mapping[str, str],
     lambda_context: Any = None,
+    blue_green: bool = True,
 ) -> JsonDict:
     """Serve the package, then watch the rollout; see the module docstring.
+
+    ``blue_green=False``: a plain update (a trial's end changes the variant set, which a
+    blue/green deployment does not take).
 
     Returns ``{"status": "deployed"|"deploying"|"deploy-failed", "deployment",
     "deployment_reason", ...}`` plus :func:`lambdas.serving.deploy`'s fields once the
@@ -149,6 +158,7 @@ def deploy_package(
             job_name=job_name,
             model_data_url=model_data_url,
             environment=environment,
+            blue_green=blue_green,
         )
     except EndpointUpdateError as exc:
         return record(config, clients, package_arn, job_name, FAILED, f"deployment failed: {exc}")

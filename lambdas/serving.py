@@ -140,8 +140,12 @@ def deploy(
     job_name: str,
     model_data_url: str,
     environment: Mapping[str, str] | None = None,
+    blue_green: bool = True,
 ) -> JsonDict:
     """Serve ``model_data_url``: new model + endpoint config, then create or update the endpoint.
+
+    ``blue_green=False`` updates without a ``DeploymentConfig`` (leaving a trial's two
+    variants for one: SageMaker's blue/green wants the same variants on both sides).
 
     Returns ``{"endpoint", "endpoint_config", "model_name", "action", "autoscaling"}``
     (``action``: ``"created"`` or ``"updated"``).
@@ -178,7 +182,7 @@ def deploy(
             action = "created"
         else:
             step = "update_endpoint"
-            deployment = build_deployment_config(config)
+            deployment = build_deployment_config(config) if blue_green else None
             extra = {"DeploymentConfig": deployment} if deployment else {}
             clients.sagemaker.update_endpoint(
                 EndpointName=endpoint, EndpointConfigName=endpoint_config, **extra

@@ -56,6 +56,7 @@ class Evidence:
     challenger: VariantStats
     agreement: float | None = None  # shadow: share of paired requests with the same label
     paired: int = 0
+    hours: float = 0.0  # since the trial's config began serving
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> JsonDict:
@@ -65,12 +66,22 @@ class Evidence:
         return out
 
 
+def metric_period(start: datetime, end: datetime, *, now: datetime) -> int:
+    """A GetMetricStatistics period for ``[start, end]``: within its datapoint limit
+    (with a margin: CloudWatch rounds the start down), and as coarse as CloudWatch keeps
+    data that old (1-minute points for 15 days, 5-minute for 63, then hourly)."""
+    seconds = max(60.0, (end - start).total_seconds())
+    period = 60 * max(1, math.ceil(seconds / (MAX_DATAPOINTS - 2) / 60))
+    age = now - start
+    step = 3600 if age > timedelta(days=63) else 300 if age > timedelta(days=15) else 60
+    return step * math.ceil(period / step)
+
+
 def _totals(
     clients: Clients, endpoint: str, variant: str, metric: str, start: datetime, end: datetime
 ) -> tuple[float, float]:
     """``(sum, sample count)`` of one metric of one variant over ``[start, end]``."""
-    seconds = max(60.0, (end - start).total_seconds())
-    period = 60 * max(1, math.ceil(seconds / MAX_DATAPOINTS / 60))
+    period = metric_period(start, end, now=end)
     answer = clients.cloudwatch.get_metric_statistics(
         Namespace=NAMESPACE,
         MetricName=metric,
@@ -142,14 +153,24 @@ def gather(
         primary=str(spec["primary"]) if spec else "f1",
         champion=variant_stats(clients, endpoint, live_variant, start, end),
         challenger=variant_stats(clients, endpoint, c.CHALLENGER_VARIANT_NAME, start, end),
+        hours=(end - start).total_seconds() / 3600,
     )
     if spec is None or not config.capture_on:
         evidence.problems.append("no captures to compare (capture off, or not a binary model)")
         return evidence
     problems: list[str] = []
-    ours = read_captures(config, clients, start, end, spec, problems, variants=[live_variant])
+    ours = read_captures(
+        config, clients, start, end, spec, problems, variants=[live_variant], earlier=False
+    )
     theirs = read_captures(
-        config, clients, start, end, spec, problems, variants=[c.CHALLENGER_VARIANT_NAME]
+        config,
+        clients,
+        start,
+        end,
+        spec,
+        problems,
+        variants=[c.CHALLENGER_VARIANT_NAME],
+        earlier=False,
     )
     if mode == "shadow":
         paired = [i for i in theirs.served if i in ours.served]
@@ -185,7 +206,11 @@ def judge(evidence: Evidence, config: Config) -> Verdict:
     ours, theirs = evidence.champion, evidence.challenger
     if theirs.requests < config.rollout_min_requests:
         why = f"challenger served {theirs.requests} of {config.rollout_min_requests} requests"
-        return Verdict(WAITING, (), why)
+        if evidence.hours < config.rollout_max_hours:
+            return Verdict(WAITING, (), why)
+        # a doubled fleet is not kept for ever on a trial that cannot conclude
+        why += f" in {evidence.hours:.0f} hours (at most {config.rollout_max_hours})"
+        return Verdict(WITHDRAW, (("traffic", False, why),), f"traffic: {why}")
     checks: list[tuple[str, bool | None, str]] = []
     champion_rate = ours.error_rate or 0.0
     rate = theirs.error_rate or 0.0

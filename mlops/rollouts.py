@@ -1,7 +1,7 @@
 """`mlops rollout`: the challenger on trial beside the champion, judged now or shown.
 
 The check is promote's own (a "RolloutCheck" event through its handler), so the CLI and
-the schedule rule act alike; the status only reads (:func:`lambdas.trial.assess`).
+the schedule rule act alike; the status only reads (:func:`lambdas.trial_check.assess`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lambdas import constants as c
-from lambdas import promote, trial
+from lambdas import promote, trial, trial_check
 from lambdas.packages import ROLLOUT_PROPERTY, ROLLOUT_VERDICT_PROPERTY, package_properties
 from mlops.ops import control_plane
 from mlops.target import Target
@@ -34,7 +34,7 @@ def status(target: Target) -> dict[str, Any]:
     }
     running = trial.running_trial(config, clients)
     if running is not None:
-        assessed = trial.assess(config, clients, running)
+        assessed = trial_check.assess(config, clients, running)
         assessed.pop("_evidence")
         out["trial"] = assessed
     listed = clients.sagemaker.list_model_packages(

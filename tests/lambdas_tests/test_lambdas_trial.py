@@ -8,6 +8,7 @@ and capture files with inference IDs, written here the way the endpoint writes t
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -422,3 +423,166 @@ def test_the_quality_monitor_ignores_the_shadows_copies(
 
     assert sorted(captured.served) == ids
     assert {s.predicted for s in captured.served.values()} == {"0"}
+
+
+# --- what the review found: failures, retries, busy endpoints, limits ------------------------
+
+
+def test_a_failed_update_keeps_the_running_trial_and_rejects_only_the_newcomer(
+    update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = update_endpoint_standin
+    _env(monkeypatch, "shadow")
+    _promote(stack, lambda_context, JOB_1, 0.80)
+    trial = _promote(stack, lambda_context, JOB_2, 0.86)
+    stack.env["_FAIL_UPDATE"] = "endpoint is being updated"
+
+    outcome = _promote(stack, lambda_context, JOB_3, 0.90)
+
+    assert outcome["status"] == "deploy-failed", outcome
+    assert endpoint_config_name(stack) == trial["endpoint_config"]
+    assert _package(stack, JOB_2)["ModelApprovalStatus"] == "Approved"  # still on trial
+    assert package_properties(_package(stack, JOB_2)).get("mlops:rollout-verdict") is None
+    assert _package(stack, JOB_3)["ModelApprovalStatus"] == "Rejected"
+
+
+def test_a_retried_promotion_does_not_supersede_itself(
+    update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambdas import trial
+
+    stack = update_endpoint_standin
+    _env(monkeypatch, "shadow")
+    _promote(stack, lambda_context, JOB_1, 0.80)
+    champion_config = endpoint_config_name(stack)
+    _promote(stack, lambda_context, JOB_2, 0.86)
+    package = _package(stack, JOB_2)
+
+    again = trial.serve_package(
+        Config.from_env(os.environ),
+        stack.clients,
+        package_arn=package["ModelPackageArn"],
+        job_name=JOB_2,
+        model_data_url=package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+        environment={},
+    )
+
+    assert again["status"] == "on-trial", again
+    assert _package(stack, JOB_2)["ModelApprovalStatus"] == "Approved"
+    assert package_properties(_package(stack, JOB_2))["mlops:rollout-champion-config"] == (
+        champion_config
+    )
+    # the new trial config still stands beside the champion's model
+    assert [v["ModelName"] for v in _serving(stack)["ProductionVariants"]] == [JOB_1]
+
+
+def test_a_busy_endpoint_makes_the_check_wait(
+    update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambdas_helpers import sagemaker_backend
+
+    stack = update_endpoint_standin
+    _env(monkeypatch, "shadow", **{c.ROLLOUT_MIN_REQUESTS: "1"})
+    _promote(stack, lambda_context, JOB_1, 0.80)
+    _promote(stack, lambda_context, JOB_2, 0.86)
+    _traffic(stack, c.CHALLENGER_VARIANT_NAME, [0] * 5)
+    sagemaker_backend().endpoints[ENDPOINT].endpoint_status = "Updating"  # e.g. autoscaling
+
+    outcome = promote.handler(CHECK, lambda_context)
+
+    assert outcome["status"] == "waiting" and "changing" in outcome["reason"]
+    assert _package(stack, JOB_2)["ModelApprovalStatus"] == "Approved"
+
+
+def test_leaving_a_trial_is_a_plain_update_and_a_failed_withdrawal_is_retried(
+    update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = update_endpoint_standin
+    _env(
+        monkeypatch,
+        "shadow",
+        **{c.ENDPOINT_INSTANCE_COUNT: "2", c.ROLLBACK_ALARM_NAMES: "churn-5xx"},
+    )
+    _promote(stack, lambda_context, JOB_1, 0.80)
+    champion_config = endpoint_config_name(stack)
+    _promote(stack, lambda_context, JOB_2, 0.86)
+    ids = [f"req-{i}" for i in range(50)]
+    _traffic(stack, c.VARIANT_NAME, [0] * 50, ids=ids)
+    _traffic(stack, c.CHALLENGER_VARIANT_NAME, [1] * 50, ids=ids)  # disagrees: withdraw
+    stack.env["_FAIL_UPDATE"] = "endpoint is being updated"
+
+    failed = promote.handler(CHECK, lambda_context)
+
+    assert failed["status"] == "withdraw-failed", failed
+    assert _package(stack, JOB_2)["ModelApprovalStatus"] == "Approved"  # still judged
+    del stack.env["_FAIL_UPDATE"]
+    withdrawn = promote.handler(CHECK, lambda_context)
+    assert withdrawn["status"] == "withdrawn", withdrawn
+    assert endpoint_config_name(stack) == champion_config
+    # entering and leaving the trial change the variant set: no blue/green config
+    assert [u["DeploymentConfig"] for u in stack.updates[-2:]] == [None, None]
+
+
+def test_a_trial_short_of_traffic_is_withdrawn_after_its_hours() -> None:
+    config = Config.from_env(
+        {c.MODEL_NAME: "churn", c.ROLLOUT_MIN_REQUESTS: "40", c.ROLLOUT_MAX_HOURS: "24"}
+    )
+    quiet = _evidence(requests=3)
+    quiet.hours = 30.0
+
+    verdict = judge(quiet, config)
+
+    assert verdict.outcome == "withdraw"
+    assert "3 of 40 requests in 30 hours (at most 24)" in verdict.reason
+    quiet.hours = 2.0
+    assert judge(quiet, config).outcome == "waiting"
+
+
+def test_an_unjudged_challenger_variant_is_named(
+    update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = update_endpoint_standin
+    _env(monkeypatch, "ab")  # (plain moto keeps production variants, drops shadow ones)
+    _promote(stack, lambda_context, JOB_1, 0.80)
+    _promote(stack, lambda_context, JOB_2, 0.86)
+    package = _package(stack, JOB_2)  # a person rejects it: nothing judges it any more
+    stack.clients.sagemaker.update_model_package(
+        ModelPackageArn=package["ModelPackageArn"],
+        ModelApprovalStatus="Rejected",
+        CustomerMetadataProperties=package["CustomerMetadataProperties"],
+    )
+    alerts(stack)
+
+    outcome = promote.handler(CHECK, lambda_context)
+
+    assert outcome["status"] == "orphaned-challenger", outcome
+    assert [a for a in alerts(stack) if "nobody judges" in a["subject"]]
+
+
+def test_property_values_keep_to_sagemakers_pattern() -> None:
+    import re
+
+    from lambdas.packages import property_value
+
+    value = property_value("error-rate: 5XX rate 0.2 (at most 0.01); latency, ok " + "x" * 300)
+    assert len(value) == 256
+    assert re.fullmatch(r"[\w .:/=+\-@]*", value)
+    assert value.startswith("error-rate: 5XX rate 0.2  at most 0.01   latency  ok")
+
+
+@pytest.mark.parametrize(
+    ("age_days", "span_days", "step"), [(1, 1, 60), (16, 16, 300), (70, 70, 3600), (3, 0.01, 60)]
+)
+def test_metric_periods_fit_the_datapoint_limit_and_cloudwatchs_retention(
+    age_days: float, span_days: float, step: int
+) -> None:
+    from lambdas.trial_evidence import MAX_DATAPOINTS, metric_period
+
+    now = utcnow()
+    start = now - timedelta(days=age_days)
+    end = start + timedelta(days=span_days)
+
+    period = metric_period(start, end, now=now)
+
+    assert period % step == 0
+    assert (end - start).total_seconds() / period + 1 <= MAX_DATAPOINTS
