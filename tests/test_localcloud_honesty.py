@@ -24,19 +24,14 @@ def cloud(tmp_path: Path) -> Iterator[LocalCloud]:
 
 
 REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "CreateProcessingJob": (
-        "create_processing_job",
+    "CreateHyperParameterTuningJob": (
+        "create_hyper_parameter_tuning_job",
         {
-            "ProcessingJobName": "p",
-            "ProcessingResources": {
-                "ClusterConfig": {
-                    "InstanceCount": 1,
-                    "InstanceType": "ml.m5.large",
-                    "VolumeSizeInGB": 5,
-                }
+            "HyperParameterTuningJobName": "h",
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Random",
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
             },
-            "AppSpecification": {"ImageUri": "sklearn:latest"},
-            "RoleArn": ROLE,
         },
     ),
     "StartPipelineExecution": ("start_pipeline_execution", {"PipelineName": "p"}),
@@ -54,8 +49,9 @@ def test_calls_that_would_only_be_recorded_are_refused_by_name(
     assert error["Code"] == "UnsupportedOperation"
     assert error["Message"].startswith(f"{call} is not run by the local cloud")
     # and nothing was recorded as if it had run
-    if call == "CreateProcessingJob":
-        assert client(cloud, "sagemaker").list_processing_jobs()["ProcessingJobSummaries"] == []
+    if call == "CreateHyperParameterTuningJob":
+        listed = client(cloud, "sagemaker").list_hyper_parameter_tuning_jobs()
+        assert listed["HyperParameterTuningJobSummaries"] == []
 
 
 def test_the_docs_list_every_refused_call() -> None:

@@ -92,10 +92,11 @@ def install(cloud: LocalCloud) -> Patcher:
     _patch_cloudwatch(patcher, cloud)
     _patch_lambda(patcher)
     _patch_policy_conditions(patcher)
-    from mlops.localcloud import honesty, transform
+    from mlops.localcloud import honesty, processing, transform
 
     honesty.install(patcher)
     transform.install(patcher, lambda: cloud.transforms)
+    processing.install(patcher, lambda: cloud.processing)
     return patcher
 
 

@@ -30,6 +30,7 @@ from mlops.localcloud.control import ControlApp
 from mlops.localcloud.endpoints import EndpointHost
 from mlops.localcloud.events import endpoint_event, training_job_event
 from mlops.localcloud.model_cache import ModelLoader
+from mlops.localcloud.processing import ProcessingRunner
 from mlops.localcloud.router import EventRouter
 from mlops.localcloud.runner import JobRunner
 from mlops.localcloud.state import HOST, LocalCloudError
@@ -59,7 +60,7 @@ def _reset_moto() -> None:
 
 
 class LocalCloud:
-    """moto server + job runner + event router + endpoint host, in this process.
+    """moto server + job runners + event router + endpoint host, in this process.
 
     Parameters
     ----------
@@ -70,15 +71,13 @@ class LocalCloud:
     tick : float, optional
         Fire every enabled schedule rule every ``tick`` seconds (off when None).
     repo_root : Path, optional
-        Where Lambda handlers are imported from (``lambdas.retrain.handler``) and
-        their working directory; the current directory when None.
+        Where Lambda handlers are imported from, their working directory (default: cwd).
     python_path : sequence of Path
         More folders for the handlers' ``PYTHONPATH`` (after ``repo_root``).
     max_jobs : int
         Training jobs run at the same time (the others queue).
     model_loader : callable, optional
-        ``(model.tar.gz bytes, workdir) -> model`` for endpoints;
-        ``mlops.endpoint.LocalModel.from_tarball`` by default.
+        ``(model.tar.gz bytes, workdir) -> model`` for endpoints (default: LocalModel).
     update_grace : float
         Seconds ``UpdateEndpoint`` waits for the update before answering.
     """
@@ -125,6 +124,7 @@ class LocalCloud:
         self.router: EventRouter
         self.endpoints: EndpointHost
         self.transforms: TransformRunner
+        self.processing: ProcessingRunner
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -237,11 +237,13 @@ class LocalCloud:
             update_grace=self.update_grace,
             on_state_change=self._endpoint_changed,
         )
+        shared: dict[str, Any] = {"clients": self.clients, "activity": self.activity}
+        publish = self._publish_change
         self.transforms = TransformRunner(
-            clients=self.clients,
-            activity=self.activity,
-            models=self.endpoints.models,
-            on_finished=self._publish_change,
+            **shared, models=self.endpoints.models, on_finished=publish
+        )
+        self.processing = ProcessingRunner(
+            **shared, endpoint_url=self.endpoint_url, state_dir=self.state_dir, on_finished=publish
         )
         from mlops.localcloud import patches
 
@@ -270,7 +272,7 @@ class LocalCloud:
         self._tick_stop.set()
         if self._tick_thread is not None:
             self._tick_thread.join(5)
-        for part in ("runner", "transforms", "router", "endpoints"):
+        for part in ("runner", "transforms", "processing", "router", "endpoints"):
             worker = self.__dict__.get(part)
             if worker is not None:
                 try:
@@ -375,16 +377,14 @@ class LocalCloud:
             self._saver.changed()
 
     def _job_finished(self, job: Any, account: str, region: str) -> None:
-        self.changed()
-        self.router.publish(training_job_event(job, account, region), account, region)
-
-    def _publish_change(self, event: dict[str, Any], account: str, region: str) -> None:
-        self.changed()
-        self.router.publish(event, account, region)
+        self._publish_change(training_job_event(job, account, region), account, region)
 
     def _endpoint_changed(self, endpoint: Any, account: str, region: str) -> None:
-        self.changed()
-        self.router.publish(endpoint_event(endpoint, account, region), account, region)
+        self._publish_change(endpoint_event(endpoint, account, region), account, region)
+
+    def _publish_change(self, event: dict[str, Any], account: str, region: str) -> None:
+        self.changed()  # a job or endpoint changed state: snapshot, and tell EventBridge
+        self.router.publish(event, account, region)
 
     def _tick_loop(self) -> None:
         assert self.tick

@@ -225,9 +225,9 @@ class Saver:
 
 
 def fail_interrupted_jobs() -> list[str]:
-    """Restored training and transform jobs that were running when the last run ended are
-    Failed now:
-    their processes died with it (SageMaker, too, fails a job whose instance is lost)."""
+    """Restored training, transform and processing jobs that were running when the last run
+    ended are Failed now: their processes died with it (SageMaker, too, fails a job whose
+    instance is lost)."""
     from moto.sagemaker.models import sagemaker_backends
 
     from mlops.localcloud import training_status
@@ -243,9 +243,10 @@ def fail_interrupted_jobs() -> list[str]:
                     "InternalServerError: the local cloud stopped while the job was running",
                 )
                 failed.append(job.training_job_name)
-        for job in list(getattr(backend, "transform_jobs", {}).values()):
-            if job.transform_job_status in ("InProgress", "Stopping"):
-                job.transform_job_status = "Failed"
-                job.failure_reason = "InternalServerError: the local cloud stopped during the job"
-                failed.append(job.transform_job_name)
+        for kind in ("transform", "processing"):
+            for job in list(getattr(backend, f"{kind}_jobs", {}).values()):
+                if getattr(job, f"{kind}_job_status") in ("InProgress", "Stopping"):
+                    setattr(job, f"{kind}_job_status", "Failed")
+                    job.failure_reason = "InternalServerError: the local cloud stopped meanwhile"
+                    failed.append(getattr(job, f"{kind}_job_name"))
     return failed
