@@ -24,14 +24,13 @@ def cloud(tmp_path: Path) -> Iterator[LocalCloud]:
 
 
 REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "CreateHyperParameterTuningJob": (
-        "create_hyper_parameter_tuning_job",
+    "CreateCompilationJob": (
+        "create_compilation_job",
         {
-            "HyperParameterTuningJobName": "h",
-            "HyperParameterTuningJobConfig": {
-                "Strategy": "Random",
-                "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
-            },
+            "CompilationJobName": "c",
+            "RoleArn": ROLE,
+            "OutputConfig": {"S3OutputLocation": "s3://b/out", "TargetDevice": "ml_m5"},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 60},
         },
     ),
     "StartPipelineExecution": ("start_pipeline_execution", {"PipelineName": "p"}),
@@ -49,9 +48,9 @@ def test_calls_that_would_only_be_recorded_are_refused_by_name(
     assert error["Code"] == "UnsupportedOperation"
     assert error["Message"].startswith(f"{call} is not run by the local cloud")
     # and nothing was recorded as if it had run
-    if call == "CreateHyperParameterTuningJob":
-        listed = client(cloud, "sagemaker").list_hyper_parameter_tuning_jobs()
-        assert listed["HyperParameterTuningJobSummaries"] == []
+    if call == "CreateCompilationJob":
+        listed = client(cloud, "sagemaker").list_compilation_jobs()
+        assert listed["CompilationJobSummaries"] == []
 
 
 def test_the_docs_list_every_refused_call() -> None:

@@ -2,7 +2,7 @@
 
 STAND-INS for two moto behaviours a SageMaker client trips over:
 
-- moto accepts ``CreateHyperParameterTuningJob``, ``CreateAutoMLJobV2``, ``CreateCompilationJob``,
+- moto accepts ``CreateAutoMLJobV2``, ``CreateCompilationJob``,
   ``StartPipelineExecution`` and ``CreateCluster`` and reports them ``Completed`` (or
   InService) though nothing ran. Here they answer ``UnsupportedOperation`` naming the
   call ("not run by the local cloud"): a job that did not run never looks done.
@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 NOT_RUN = {
-    "create_hyper_parameter_tuning_job": "CreateHyperParameterTuningJob",
     "create_auto_ml_job_v2": "CreateAutoMLJobV2",
     "create_compilation_job": "CreateCompilationJob",
     "start_pipeline_execution": "StartPipelineExecution",

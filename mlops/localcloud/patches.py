@@ -92,11 +92,12 @@ def install(cloud: LocalCloud) -> Patcher:
     _patch_cloudwatch(patcher, cloud)
     _patch_lambda(patcher)
     _patch_policy_conditions(patcher)
-    from mlops.localcloud import honesty, processing, transform
+    from mlops.localcloud import honesty, processing, transform, tuning_api
 
     honesty.install(patcher)
     transform.install(patcher, lambda: cloud.transforms)
     processing.install(patcher, lambda: cloud.processing)
+    tuning_api.install(patcher, lambda: cloud.tuner)
     return patcher
 
 

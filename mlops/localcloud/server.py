@@ -35,6 +35,7 @@ from mlops.localcloud.router import EventRouter
 from mlops.localcloud.runner import JobRunner
 from mlops.localcloud.state import HOST, LocalCloudError
 from mlops.localcloud.transform import TransformRunner
+from mlops.localcloud.tuning import Tuner
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +123,7 @@ class LocalCloud:
         self.clients: ClientFactory
         self.runner: JobRunner
         self.router: EventRouter
-        self.endpoints: EndpointHost
-        self.transforms: TransformRunner
-        self.processing: ProcessingRunner
+        self.endpoints: EndpointHost  # and the transform, processing and tuning runners
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -245,6 +244,7 @@ class LocalCloud:
         self.processing = ProcessingRunner(
             **shared, endpoint_url=self.endpoint_url, state_dir=self.state_dir, on_finished=publish
         )
+        self.tuner = Tuner(**shared, on_finished=publish)
         from mlops.localcloud import patches
 
         self._patcher = patches.install(self)
@@ -272,7 +272,7 @@ class LocalCloud:
         self._tick_stop.set()
         if self._tick_thread is not None:
             self._tick_thread.join(5)
-        for part in ("runner", "transforms", "processing", "router", "endpoints"):
+        for part in ("tuner", "runner", "transforms", "processing", "router", "endpoints"):
             worker = self.__dict__.get(part)
             if worker is not None:
                 try:
