@@ -358,6 +358,9 @@ def train(args: argparse.Namespace, hps: dict[str, Any], notes: list[str]) -> di
     (model_dir / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=1, allow_nan=False))
     for name, value in metrics.items():  # one line each, for SageMaker metric regexes
         print(f"metric test_{name}={value if value is not None else 'nan'};")
+    for name, value in val_metrics.items():  # a tuning job's objective: never the test split
+        if isinstance(value, int | float) or value is None:
+            print(f"metric validation_{name}={value if value is not None else 'nan'};")
     print(f"metric baseline_{primary}={baseline.get(primary)};")
     if champion is not None and not champion.get("error"):
         print(f"metric champion_{primary}={champion['metrics'].get(primary)};")

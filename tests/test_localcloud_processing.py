@@ -269,3 +269,79 @@ def test_the_sdks_typed_resource_runs_a_processing_job(
     assert job.processing_job_status == "Completed"
     body = client(cloud, "s3").get_object(Bucket=BUCKET, Key="sdk-out/hi.txt")["Body"].read()
     assert body == b"hi"
+
+
+def test_a_job_without_inputs_or_outputs_runs(cloud: LocalCloud) -> None:
+    sm = client(cloud, "sagemaker")
+    sm.create_processing_job(
+        ProcessingJobName="bare",
+        RoleArn=ROLE,
+        ProcessingResources={
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "VolumeSizeInGB": 5,
+            }
+        },
+        AppSpecification={"ImageUri": "x", "ContainerEntrypoint": ["python3", "-c", "print(1)"]},
+    )
+    assert cloud.wait_idle(30)
+    assert (
+        sm.describe_processing_job(ProcessingJobName="bare")["ProcessingJobStatus"] == "Completed"
+    )
+
+
+def test_a_job_stopped_while_queued_never_runs(cloud: LocalCloud, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    sm = client(cloud, "sagemaker")
+    out = [_output("out", "/opt/ml/processing/out", f"s3://{BUCKET}/o")]
+    for name, source in (("first", SLEEP), ("queued", f"open({str(marker)!r}, 'w')\n")):
+        sm.create_processing_job(
+            ProcessingJobName=name,
+            RoleArn=ROLE,
+            ProcessingResources={
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "VolumeSizeInGB": 5,
+                }
+            },
+            AppSpecification={
+                "ImageUri": "x",
+                "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/{name}.py"],
+            },
+            ProcessingInputs=[_code(cloud, f"{name}.py", source)],
+            ProcessingOutputConfig={"Outputs": out},
+        )
+
+    sm.stop_processing_job(ProcessingJobName="queued")
+    sm.stop_processing_job(ProcessingJobName="first")
+
+    assert cloud.wait_idle(30)
+    assert (
+        sm.describe_processing_job(ProcessingJobName="queued")["ProcessingJobStatus"] == "Stopped"
+    )
+    assert not marker.exists()
+
+
+def test_a_folder_it_did_not_make_is_never_deleted(cloud: LocalCloud) -> None:
+    mine = PROCESSING_ROOT / "train"
+    mine.mkdir(parents=True)
+    (mine / "keep.txt").write_text("mine")
+    try:
+        failed = _run(
+            cloud,
+            "occupied",
+            "split.py",
+            SPLIT,
+            ProcessingOutputConfig={
+                "Outputs": [_output("train", str(mine), f"s3://{BUCKET}/out/train")]
+            },
+        )
+        assert failed["ProcessingJobStatus"] == "Failed"
+        assert "exists and is not empty" in failed["FailureReason"]
+        assert (mine / "keep.txt").read_text() == "mine"
+    finally:
+        import shutil
+
+        shutil.rmtree(PROCESSING_ROOT.parent)

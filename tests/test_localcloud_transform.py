@@ -95,6 +95,12 @@ def test_joins_append_csv_and_nest_json() -> None:
         "SageMakerOutput": "0",
     }
     assert per_record(b'{"predictions": [1, 0]}', "application/json", 2) == [b"1", b"0"]
+    assert per_record(b'{"a": 1}\n{"a": 0}\n', "application/jsonlines", 2) == [
+        b'{"a": 1}',
+        b'{"a": 0}',
+    ]
+    with pytest.raises(TransformError, match="is not JSON"):
+        per_record(b"1\n0\n", "application/json", 2)
     with pytest.raises(TransformError, match="does not split into 3"):
         per_record(b"1\n0\n", "text/csv", 3)
 

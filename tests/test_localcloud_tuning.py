@@ -195,6 +195,43 @@ def test_stop_ends_the_running_trials(cloud: LocalCloud) -> None:
     assert done["HyperParameterTuningJobStatus"] == "Stopped"
     assert done["TrainingJobStatusCounters"]["InProgress"] == 0
     assert done["TrainingJobStatusCounters"]["Completed"] == 0
+    assert done["TrainingJobStatusCounters"]["Stopped"] >= 1
+
+
+def test_minimize_lists_and_pages_like_sagemaker(cloud: LocalCloud) -> None:
+    config = _config("Random", X_RANGE, jobs=5)
+    config["HyperParameterTuningJobObjective"]["Type"] = "Minimize"
+    done = _tune(cloud, "t-min", config)
+    sm = client(cloud, "sagemaker")
+
+    page = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="t-min", MaxResults=2
+    )
+    names, token = [s["TrainingJobName"] for s in page["TrainingJobSummaries"]], page["NextToken"]
+    while token:
+        page = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName="t-min", MaxResults=2, NextToken=token
+        )
+        names += [s["TrainingJobName"] for s in page["TrainingJobSummaries"]]
+        token = page.get("NextToken")
+
+    assert names == sorted(names) and len(names) == 5  # SageMaker's default: Name, ascending
+    values = [
+        s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+        for s in sm.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName="t-min", SortBy="FinalObjectiveMetricValue"
+        )["TrainingJobSummaries"]
+    ]
+    best = done["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    assert best == min(values)  # Minimize: the lowest is the best
+    completed = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="t-min", StatusEquals="Stopped"
+    )
+    assert completed["TrainingJobSummaries"] == []
+    # a stop after the end changes nothing
+    sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="t-min")
+    after = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="t-min")
+    assert after["HyperParameterTuningJobStatus"] == "Completed"
 
 
 @pytest.mark.parametrize(
@@ -216,6 +253,16 @@ def test_stop_ends_the_running_trials(cloud: LocalCloud) -> None:
             "'auc' is not one of",
         ),
         ({"Strategy": "Grid"}, "categorical ranges only"),
+        (
+            {
+                "ResourceLimits": {
+                    "MaxNumberOfTrainingJobs": 2,
+                    "MaxParallelTrainingJobs": 1,
+                    "MaxRuntimeInSeconds": 600,
+                }
+            },
+            "MaxRuntimeInSeconds is not run",
+        ),
     ],
 )
 def test_requests_it_cannot_tune_are_refused(
@@ -225,5 +272,14 @@ def test_requests_it_cannot_tune_are_refused(
         client(cloud, "sagemaker").create_hyper_parameter_tuning_job(
             HyperParameterTuningJobName="t-bad",
             HyperParameterTuningJobConfig={**_config("Random", X_RANGE), **change},
+            TrainingJobDefinition=_definition(),
+        )
+
+
+def test_a_name_longer_than_sagemakers_32_characters_is_refused(cloud: LocalCloud) -> None:
+    with pytest.raises(ClientError, match="longer than 32 characters"):
+        client(cloud, "sagemaker").create_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName="t" * 33,
+            HyperParameterTuningJobConfig=_config("Random", X_RANGE),
             TrainingJobDefinition=_definition(),
         )

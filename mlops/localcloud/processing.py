@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -36,12 +37,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Queue
 from typing import Any
 
 from mlops.errors import MlopsError
@@ -49,6 +49,7 @@ from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, epoch_ms, moto_now
 from mlops.localcloud.children import own_group_dying_with_parent
 from mlops.localcloud.events import _base_event
+from mlops.localcloud.job_queue import Entry, JobQueue
 from mlops.localcloud.state import FAKE_CREDENTIALS
 from mlops.localcloud.training import JobFailed, download_prefix
 
@@ -60,19 +61,30 @@ PROCESSING_ROOT = ML_ROOT / "processing"
 _STOP_GRACE_S = 5.0
 _TAIL_LINES = 20
 _PYTHONS = {"python", "python3", sys.executable}
+# machine-wide, like /opt/ml: a second local cloud's job waits for the first's
+_LOCK_FILE = Path(tempfile.gettempdir()) / "mlops-opt-ml-processing.lock"
 
 
 class ProcessingFailed(MlopsError):
     """The job cannot run as asked; the message is its FailureReason."""
 
 
-@dataclass
-class _Entry:
-    job: Any
-    account: str
-    region: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    proc: subprocess.Popen[bytes] | None = None
+def _runnable(spec: dict[str, Any]) -> None:
+    """Refuse, by name, an input the local cloud would otherwise ignore."""
+    name = spec.get("InputName")
+    if spec.get("DatasetDefinition"):
+        raise ProcessingFailed(f"ClientError: input {name}: DatasetDefinition is not run here")
+    source = spec.get("S3Input") or {}
+    for key, allowed in (
+        ("S3InputMode", "File"),
+        ("S3DataType", "S3Prefix"),
+        ("S3CompressionType", "None"),
+    ):
+        if source and source.get(key, allowed) != allowed:
+            raise ProcessingFailed(
+                f"ClientError: input {name}: {key} {source[key]} is not run by the local "
+                f"cloud ({allowed} is)"
+            )
 
 
 def _inside(path: str, what: str) -> Path:
@@ -88,7 +100,7 @@ def _inside(path: str, what: str) -> Path:
     return resolved
 
 
-class ProcessingRunner:
+class ProcessingRunner(JobQueue):
     """A queue of processing jobs and one worker thread that runs them in turn."""
 
     def __init__(
@@ -102,45 +114,9 @@ class ProcessingRunner:
     ) -> None:
         self.clients, self.activity, self.endpoint_url = clients, activity, endpoint_url
         self.state_dir, self.on_finished = state_dir, on_finished
-        self._queue: Queue[_Entry | None] = Queue()
-        self._entries: dict[str, _Entry] = {}
-        self._thread = threading.Thread(
-            target=self._work, name="localcloud-processing", daemon=True
-        )
-        self._thread.start()
+        super().__init__("processing", activity)
 
-    def submit(self, job: Any, account: str, region: str) -> None:
-        self.activity.begin("processing")
-        entry = _Entry(job, account, region)
-        self._entries[job.processing_job_name] = entry
-        self._queue.put(entry)
-
-    def stop(self, name: str) -> None:
-        entry = self._entries.get(name)
-        if entry is not None:
-            entry.job.processing_job_status = "Stopping"
-            entry.stop.set()
-
-    def close(self, timeout: float = 10.0) -> None:
-        for entry in list(self._entries.values()):
-            entry.stop.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _work(self) -> None:
-        while True:
-            entry = self._queue.get()
-            if entry is None:
-                return
-            try:
-                self._run(entry)
-            except Exception:
-                logger.exception("processing job %s crashed", entry.job.processing_job_name)
-            finally:
-                self._entries.pop(entry.job.processing_job_name, None)
-                self.activity.end("processing")
-
-    def _run(self, entry: _Entry) -> None:
+    def _run(self, entry: Entry) -> None:
         job = entry.job
         job.processing_start_time = moto_now()
         created: list[Path] = []
@@ -150,20 +126,31 @@ class ProcessingRunner:
             status, reason = "Failed", str(exc)
         except Exception as exc:
             status, reason = "Failed", f"InternalServerError: {type(exc).__name__}: {exc}"
-        finally:
-            for path in reversed(created):
-                shutil.rmtree(path, ignore_errors=True)
         job.processing_job_status = status
-        job.failure_reason = reason or None
-        job.exit_message = reason or None
+        job.failure_reason = job.exit_message = reason[: self.MAX_REASON] or None
         job.processing_end_time = job.last_modified_time = moto_now()
         logger.info("processing job %s: %s %s", job.processing_job_name, status, reason or "")
         self.on_finished(
             state_change_event(job, entry.account, entry.region), entry.account, entry.region
         )
 
-    def _execute(self, entry: _Entry, created: list[Path]) -> tuple[str, str]:
+    def _execute(self, entry: Entry, created: list[Path]) -> tuple[str, str]:
+        # /opt/ml is the machine's: one processing job at a time, whichever local cloud
+        with _LOCK_FILE.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self._execute_locked(entry, created)
+            finally:
+                for path in reversed(created):
+                    shutil.rmtree(path, ignore_errors=True)
+                created.clear()
+
+    def _execute_locked(self, entry: Entry, created: list[Path]) -> tuple[str, str]:
         job = entry.job
+        if entry.stop.is_set():  # stopped while queued: nothing runs
+            return "Stopped", self.stopped_reason()
+        for spec in job.processing_inputs or []:
+            _runnable(spec)
         inputs = [i for i in job.processing_inputs or [] if i.get("S3Input")]
         outputs = [
             o for o in (job.processing_output_config or {}).get("Outputs", []) if o.get("S3Output")
@@ -173,12 +160,18 @@ class ProcessingRunner:
             _inside(o["S3Output"]["LocalPath"], f"output {o['OutputName']}") for o in outputs
         ]
         try:
-            for path in [*in_paths, *out_paths, ML_ROOT / "config"]:
-                if path.exists():
-                    shutil.rmtree(path)
+            for path in [PROCESSING_ROOT, *in_paths, *out_paths, ML_ROOT / "config"]:
+                if path.exists() and path != PROCESSING_ROOT:
+                    if any(path.iterdir()):
+                        raise ProcessingFailed(
+                            f"ClientError: {path} exists and is not empty: the local cloud "
+                            "deletes only what it made (remove it, or pick another LocalPath)"
+                        )
+                    continue
                 missing = [p for p in (path, *path.parents) if not p.exists()]
-                path.mkdir(parents=True)
-                created.append(missing[-1])  # the highest folder made: removed after the job
+                path.mkdir(parents=True, exist_ok=True)
+                if missing:
+                    created.append(missing[-1])  # the highest folder made: removed after
         except PermissionError as exc:
             raise ProcessingFailed(
                 f"ClientError: the local cloud runs processing jobs in {PROCESSING_ROOT} (a "
@@ -186,12 +179,9 @@ class ProcessingRunner:
             ) from None
         s3 = self.clients("s3", entry.region)
         for spec, path in zip(inputs, in_paths, strict=True):
-            source = spec["S3Input"]
-            if source.get("S3InputMode", "File") != "File":
-                raise ProcessingFailed(
-                    f"ClientError: input {spec['InputName']}: only File mode runs here"
-                )
-            download_prefix(s3, source["S3Uri"], path)
+            download_prefix(s3, spec["S3Input"]["S3Uri"], path)
+        if entry.stop.is_set():
+            return "Stopped", self.stopped_reason()
         config = {
             "ProcessingJobName": job.processing_job_name,
             "ProcessingJobArn": job.arn,
@@ -209,7 +199,7 @@ class ProcessingRunner:
         )
         code, stopped, timed_out, tail = self._process(entry)
         if stopped or timed_out:
-            reason = ""
+            reason = self.stopped_reason()
             if timed_out:
                 limit = (job.stopping_condition or {}).get("MaxRuntimeInSeconds")
                 reason = (
@@ -236,7 +226,7 @@ class ProcessingRunner:
             entrypoint[0] = sys.executable
         return [*entrypoint, *[str(a) for a in app.get("ContainerArguments") or []]]
 
-    def _environment(self, entry: _Entry) -> dict[str, str]:
+    def _environment(self, entry: Entry) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_", "SM_"))}
         env.pop("PYTHONPATH", None)
         env.update({k: str(v) for k, v in (entry.job.environment or {}).items()})
@@ -246,7 +236,7 @@ class ProcessingRunner:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _process(self, entry: _Entry) -> tuple[int | None, bool, bool, list[str]]:
+    def _process(self, entry: Entry) -> tuple[int | None, bool, bool, list[str]]:
         job = entry.job
         limit = (job.stopping_condition or {}).get("MaxRuntimeInSeconds")
         deadline = time.monotonic() + float(limit) if limit else None

@@ -225,7 +225,7 @@ class Saver:
 
 
 def fail_interrupted_jobs() -> list[str]:
-    """Restored training, transform and processing jobs that were running when the last run
+    """Restored training, transform, processing and tuning jobs that were running when the last run
     ended are Failed now: their processes died with it (SageMaker, too, fails a job whose
     instance is lost)."""
     from moto.sagemaker.models import sagemaker_backends
@@ -249,4 +249,9 @@ def fail_interrupted_jobs() -> list[str]:
                     setattr(job, f"{kind}_job_status", "Failed")
                     job.failure_reason = "InternalServerError: the local cloud stopped meanwhile"
                     failed.append(getattr(job, f"{kind}_job_name"))
+        for tuning in list(getattr(backend, "hyper_parameter_tuning_jobs", {}).values()):
+            if tuning.hyper_parameter_tuning_job_status in ("InProgress", "Stopping"):
+                tuning.hyper_parameter_tuning_job_status = "Failed"
+                tuning.failure_reason = "InternalServerError: the local cloud stopped meanwhile"
+                failed.append(tuning.hyper_parameter_tuning_job_name)
     return failed

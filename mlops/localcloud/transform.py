@@ -22,8 +22,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from queue import Queue
 from typing import Any
 
 from lambdas.constants import MODEL_ARCHIVE_SHA256_ENV
@@ -31,6 +29,7 @@ from mlops.errors import MlopsError
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, epoch_ms, moto_now
 from mlops.localcloud.events import _base_event
+from mlops.localcloud.job_queue import Entry, JobQueue
 from mlops.localcloud.model_cache import ModelCache
 from mlops.localcloud.transform_records import (
     TransformError,
@@ -54,15 +53,7 @@ class _Stopped(MlopsError):
     """StopTransformJob: the job ends between two requests."""
 
 
-@dataclass
-class _Entry:
-    job: Any
-    account: str
-    region: str
-    stop: threading.Event = field(default_factory=threading.Event)
-
-
-class TransformRunner:
+class TransformRunner(JobQueue):
     """A queue of transform jobs and one worker thread that runs them."""
 
     def __init__(
@@ -75,46 +66,9 @@ class TransformRunner:
     ) -> None:
         self.clients, self.activity, self.models = clients, activity, models
         self.on_finished = on_finished
-        self._queue: Queue[_Entry | None] = Queue()
-        self._entries: dict[str, _Entry] = {}
-        self._thread = threading.Thread(target=self._work, name="localcloud-transform", daemon=True)
-        self._thread.start()
+        super().__init__("transform", activity)
 
-    def submit(self, job: Any, account: str, region: str) -> None:
-        self.activity.begin("transform")
-        entry = _Entry(job, account, region)
-        self._entries[job.transform_job_name] = entry
-        self._queue.put(entry)
-
-    def stop(self, name: str) -> bool:
-        """Ask a queued or running job to stop; False when it is not running here."""
-        entry = self._entries.get(name)
-        if entry is None:
-            return False
-        entry.job.transform_job_status = "Stopping"
-        entry.stop.set()
-        return True
-
-    def close(self, timeout: float = 10.0) -> None:
-        for entry in list(self._entries.values()):
-            entry.stop.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _work(self) -> None:
-        while True:
-            entry = self._queue.get()
-            if entry is None:
-                return
-            try:
-                self._run(entry)
-            except Exception:
-                logger.exception("transform job %s crashed", entry.job.transform_job_name)
-            finally:
-                self._entries.pop(entry.job.transform_job_name, None)
-                self.activity.end("transform")
-
-    def _run(self, entry: _Entry) -> None:
+    def _run(self, entry: Entry) -> None:
         job = entry.job
         job.transform_start_time = moto_now()
         try:
@@ -122,17 +76,18 @@ class TransformRunner:
             job.transform_job_status, job.failure_reason = "Completed", ""
             logger.info("transform job %s wrote %d objects", job.transform_job_name, written)
         except _Stopped:
-            job.transform_job_status, job.failure_reason = "Stopped", ""
+            job.transform_job_status, job.failure_reason = "Stopped", self.stopped_reason()
         except TransformError as exc:
             job.transform_job_status, job.failure_reason = "Failed", f"ClientError: {exc}"
         except Exception as exc:
             job.transform_job_status = "Failed"
             job.failure_reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
+        job.failure_reason = job.failure_reason[: self.MAX_REASON]
         job.transform_end_time = job.last_modified_time = moto_now()
         event = state_change_event(job, entry.account, entry.region)
         self.on_finished(event, entry.account, entry.region)
 
-    def _model(self, entry: _Entry) -> Any:
+    def _model(self, entry: Entry) -> Any:
         from moto.sagemaker.models import sagemaker_backends
 
         backend = sagemaker_backends[entry.account][entry.region]
@@ -155,7 +110,7 @@ class TransformRunner:
             environment,
         )
 
-    def _transform(self, entry: _Entry) -> int:
+    def _transform(self, entry: Entry) -> int:
         job = entry.job
         source = job.transform_input.get("DataSource", {}).get("S3DataSource", {})
         s3 = self.clients("s3", entry.region)

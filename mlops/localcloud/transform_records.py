@@ -148,8 +148,15 @@ def per_record(output: bytes, accept: str, count: int) -> list[bytes]:
     """The model's answer to ``count`` records, one part per record (to join or filter)."""
     if count == 1:
         return [output.strip()]
-    if _is_json(accept):
-        doc = json.loads(output)
+    if "jsonlines" in accept.lower():
+        lines = [line for line in output.splitlines() if line.strip()]
+        if len(lines) == count:
+            return lines
+    elif _is_json(accept):
+        try:
+            doc = json.loads(output)
+        except json.JSONDecodeError as exc:
+            raise TransformError(f"the model's {accept} answer is not JSON: {exc}") from None
         items = doc
         if isinstance(doc, dict) and len(doc) == 1:
             [items] = doc.values()  # e.g. {"predictions": [...]}

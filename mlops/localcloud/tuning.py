@@ -107,8 +107,8 @@ class Tuner:
 
     def stop(self, name: str) -> None:
         run = self.runs.get(name)
-        if run is not None:
-            run.job.hyper_parameter_tuning_job_status = "Stopping"
+        if run is not None and run.job.hyper_parameter_tuning_job_status == "InProgress":
+            run.job.hyper_parameter_tuning_job_status = "Stopping"  # an ended job keeps its
             run.stop.set()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -122,7 +122,10 @@ class Tuner:
     def _run(self, backend: Any, run: Tuning, definition: dict[str, Any]) -> None:
         job = run.job
         try:
-            self._tune(backend, run, definition)
+            try:
+                self._tune(backend, run, definition)
+            finally:
+                self._end_trials(run)  # however the search ended, no trial outlives it
             finished = [t for t in run.trials if t.job is not None]
             if run.stop.is_set():
                 job.hyper_parameter_tuning_job_status = "Stopped"
@@ -180,6 +183,8 @@ class Tuner:
                 continue
             update_counters(run)
             run.stop.wait(_POLL_S)
+
+    def _end_trials(self, run: Tuning) -> None:
         sm = self.clients("sagemaker", run.region)
         for trial in run.trials:
             if trial.job.training_job_status not in _DONE:

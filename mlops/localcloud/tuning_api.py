@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlops.localcloud.tuning import Tuner, summary, update_counters
+from mlops.localcloud.tuning import Trial, Tuner, Tuning, summary, update_counters
 from mlops.localcloud.tuning_space import TuningRequestError, grid, parse_ranges, sampler
+
+MAX_NAME = 32  # SageMaker's limit on a tuning job's name
 
 
 def validate(
@@ -26,6 +28,11 @@ def validate(
         )
     if not definition:
         raise TuningRequestError("TrainingJobDefinition is required")
+    if (config.get("ResourceLimits") or {}).get("MaxRuntimeInSeconds"):
+        raise TuningRequestError(
+            "ResourceLimits.MaxRuntimeInSeconds is not run by the local cloud: bound each "
+            "trial with the definition's StoppingCondition"
+        )
     if request.get("WarmStartConfig"):
         raise TuningRequestError(
             "WarmStartConfig is not run by the local cloud: start a new tuning job"
@@ -57,6 +64,24 @@ def validate(
         )
 
 
+def restored_run(backend: Any, job: Any) -> Tuning:
+    """A tuning job's trials from its training jobs (a restart forgets the tuner's own)."""
+    config = job.hyper_parameter_tuning_job_config
+    names = [r.name for r in parse_ranges(config.get("ParameterRanges") or {})]
+    run = Tuning(
+        job,
+        backend.account_id,
+        backend.region_name,
+        [],
+        dict(config.get("HyperParameterTuningJobObjective") or {}),
+    )
+    for trial_job in backend.training_jobs.values():
+        if getattr(trial_job, "tuning_job_arn", None) == job.arn:
+            tuned = {k: v for k, v in (trial_job.hyper_parameters or {}).items() if k in names}
+            run.trials.append(Trial(trial_job.training_job_name, tuned, None, trial_job, True))
+    return run
+
+
 def install(patcher: Any, tuner: Callable[[], Tuner]) -> None:
     """Run created tuning jobs; answer their description, trials and stop."""
     from moto.core.responses import ActionResult, EmptyResult
@@ -71,6 +96,10 @@ def install(patcher: Any, tuner: Callable[[], Tuner]) -> None:
         name = kwargs["hyper_parameter_tuning_job_name"]
         if name in self.hyper_parameter_tuning_jobs:
             raise ValidationError(message=f"Hyperparameter tuning job {name} already exists")
+        if len(name) > MAX_NAME:
+            raise ValidationError(
+                message=f"HyperParameterTuningJobName {name!r} is longer than {MAX_NAME} characters"
+            )
         try:
             validate(
                 kwargs["hyper_parameter_tuning_job_config"],
@@ -98,28 +127,32 @@ def install(patcher: Any, tuner: Callable[[], Tuner]) -> None:
 
     def list_trials(self: Any) -> Any:
         name = self._get_param("HyperParameterTuningJobName")
-        run = tuner().runs.get(name)
-        if run is None:
+        job = self.sagemaker_backend.hyper_parameter_tuning_jobs.get(name)
+        if job is None:
             raise ValidationError(message=f"Could not find hyper parameter tuning job '{name}'.")
+        run = tuner().runs.get(name) or restored_run(self.sagemaker_backend, job)
         rows = [summary(run, t) for t in run.trials if t.job is not None]
         if self._get_param("StatusEquals"):
             rows = [r for r in rows if r["TrainingJobStatus"] == self._get_param("StatusEquals")]
-        sort_by = self._get_param("SortBy") or "CreationTime"
-        descending = (self._get_param("SortOrder") or "Descending") == "Descending"
-        if sort_by == "FinalObjectiveMetricValue":
-            scored = [r for r in rows if "FinalHyperParameterTuningJobObjectiveMetric" in r]
+        sort_by = self._get_param("SortBy") or "Name"  # SageMaker's defaults
+        descending = (self._get_param("SortOrder") or "Ascending") == "Descending"
+        if sort_by == "FinalObjectiveMetricValue":  # trials without an objective are left out
             rows = sorted(
-                scored,
+                (r for r in rows if "FinalHyperParameterTuningJobObjectiveMetric" in r),
                 key=lambda r: r["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
                 reverse=descending,
-            ) + [r for r in rows if r not in scored]
+            )
         else:
             key = {"Name": "TrainingJobName", "Status": "TrainingJobStatus"}.get(
                 sort_by, "CreationTime"
             )
             rows = sorted(rows, key=lambda r: r[key], reverse=descending)
+        start = int(self._get_param("NextToken") or 0)
         limit = int(self._get_param("MaxResults") or 100)
-        return ActionResult({"TrainingJobSummaries": rows[:limit]})
+        answer: dict[str, Any] = {"TrainingJobSummaries": rows[start : start + limit]}
+        if start + limit < len(rows):
+            answer["NextToken"] = str(start + limit)
+        return ActionResult(answer)
 
     def stop_tuning_job(self: Any) -> Any:
         name = self._get_param("HyperParameterTuningJobName")
