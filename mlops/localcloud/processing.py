@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -45,24 +42,23 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import MlopsError
+from mlops.localcloud import opt_ml
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, epoch_ms, moto_now
 from mlops.localcloud.children import own_group_dying_with_parent
 from mlops.localcloud.events import _base_event
 from mlops.localcloud.job_queue import Entry, JobQueue
+from mlops.localcloud.opt_ml import ML_ROOT
 from mlops.localcloud.state import FAKE_CREDENTIALS
 from mlops.localcloud.training import JobFailed, download_prefix
 
 logger = logging.getLogger(__name__)
 
 STATE_CHANGE = "SageMaker Processing Job State Change"
-ML_ROOT = Path("/opt/ml")
 PROCESSING_ROOT = ML_ROOT / "processing"
 _STOP_GRACE_S = 5.0
 _TAIL_LINES = 20
 _PYTHONS = {"python", "python3", sys.executable}
-# machine-wide, like /opt/ml: a second local cloud's job waits for the first's
-_LOCK_FILE = Path(tempfile.gettempdir()) / "mlops-opt-ml-processing.lock"
 
 
 class ProcessingFailed(MlopsError):
@@ -119,9 +115,8 @@ class ProcessingRunner(JobQueue):
     def _run(self, entry: Entry) -> None:
         job = entry.job
         job.processing_start_time = moto_now()
-        created: list[Path] = []
         try:
-            status, reason = self._execute(entry, created)
+            status, reason = self._execute(entry)
         except (ProcessingFailed, JobFailed) as exc:
             status, reason = "Failed", str(exc)
         except Exception as exc:
@@ -134,18 +129,7 @@ class ProcessingRunner(JobQueue):
             state_change_event(job, entry.account, entry.region), entry.account, entry.region
         )
 
-    def _execute(self, entry: Entry, created: list[Path]) -> tuple[str, str]:
-        # /opt/ml is the machine's: one processing job at a time, whichever local cloud
-        with _LOCK_FILE.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                return self._execute_locked(entry, created)
-            finally:
-                for path in reversed(created):
-                    shutil.rmtree(path, ignore_errors=True)
-                created.clear()
-
-    def _execute_locked(self, entry: Entry, created: list[Path]) -> tuple[str, str]:
+    def _execute(self, entry: Entry) -> tuple[str, str]:
         job = entry.job
         if entry.stop.is_set():  # stopped while queued: nothing runs
             return "Stopped", self.stopped_reason()
@@ -160,23 +144,20 @@ class ProcessingRunner(JobQueue):
             _inside(o["S3Output"]["LocalPath"], f"output {o['OutputName']}") for o in outputs
         ]
         try:
-            for path in [PROCESSING_ROOT, *in_paths, *out_paths, ML_ROOT / "config"]:
-                if path.exists() and path != PROCESSING_ROOT:
-                    if any(path.iterdir()):
-                        raise ProcessingFailed(
-                            f"ClientError: {path} exists and is not empty: the local cloud "
-                            "deletes only what it made (remove it, or pick another LocalPath)"
-                        )
-                    continue
-                missing = [p for p in (path, *path.parents) if not p.exists()]
-                path.mkdir(parents=True, exist_ok=True)
-                if missing:
-                    created.append(missing[-1])  # the highest folder made: removed after
-        except PermissionError as exc:
-            raise ProcessingFailed(
-                f"ClientError: the local cloud runs processing jobs in {PROCESSING_ROOT} (a "
-                f"script's paths), which this user may not create: {exc}"
-            ) from None
+            with opt_ml.claimed([PROCESSING_ROOT, *in_paths, *out_paths, ML_ROOT / "config"]):
+                return self._in_opt_ml(entry, inputs, in_paths, outputs, out_paths)
+        except opt_ml.OptMlError as exc:
+            raise ProcessingFailed(f"ClientError: {exc}") from None
+
+    def _in_opt_ml(
+        self,
+        entry: Entry,
+        inputs: list[dict[str, Any]],
+        in_paths: list[Path],
+        outputs: list[dict[str, Any]],
+        out_paths: list[Path],
+    ) -> tuple[str, str]:
+        job = entry.job
         s3 = self.clients("s3", entry.region)
         for spec, path in zip(inputs, in_paths, strict=True):
             download_prefix(s3, spec["S3Input"]["S3Uri"], path)

@@ -1,16 +1,14 @@
 """Job runner: executes the SageMaker training jobs created on the moto server.
 
-STAND-IN for SageMaker training, which moto lacks (it marks a job Completed at
-once and runs nothing). Every ``CreateTrainingJob`` (boto3, awscli, the SageMaker
-SDK, the retrain Lambda: any client) is hooked in moto's backend
-(:mod:`mlops.localcloud.patches`): the job is set ``InProgress`` in the same
-request and queued here. Worker threads take jobs off the queue, prepare each
-under the SageMaker training contract (:mod:`mlops.localcloud.training`), run
-its entry point in a subprocess of its own process group and supervise it:
-output to ``<state_dir>/jobs/<job>.log`` and CloudWatch Logs, SIGTERM then
-SIGKILL on ``StopTrainingJob`` or when ``StoppingCondition.MaxRuntimeInSeconds``
-passes. Exit 0 is ``Completed``, a non-zero exit ``Failed``, a stop ``Stopped``
-(:mod:`mlops.localcloud.training_status`); then the "SageMaker Training Job
+STAND-IN for SageMaker training, which moto lacks (it marks a job Completed at once and
+runs nothing). Every ``CreateTrainingJob`` (any client) is hooked in moto's backend
+(:mod:`mlops.localcloud.patches`): the job is set ``InProgress`` in the same request and
+queued here. Worker threads prepare each under the SageMaker training contract
+(:mod:`mlops.localcloud.training`; a ``ContainerEntrypoint`` job in the machine's own
+``/opt/ml``, :mod:`mlops.localcloud.opt_ml`), run it in a process group of its own and
+supervise it: output to ``<state_dir>/jobs/<job>.log`` and CloudWatch Logs, SIGTERM
+then SIGKILL on ``StopTrainingJob`` or past ``MaxRuntimeInSeconds``. Exit 0 is
+``Completed``, non-zero ``Failed``, a stop ``Stopped``; then the "SageMaker Training Job
 State Change" event goes to EventBridge (``on_finished``).
 """
 
@@ -32,7 +30,7 @@ from pathlib import Path
 from queue import Queue
 from typing import Any
 
-from mlops.localcloud import training_status
+from mlops.localcloud import opt_ml, training_status
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, moto_now
 from mlops.localcloud.children import own_group_dying_with_parent
@@ -211,6 +209,9 @@ class JobRunner:
         if self._closing:
             self._finish(job, entry, "Stopped", "Stopped", reason="the local cloud shut down")
             return
+        if (job.algorithm_specification or {}).get("ContainerEntrypoint"):
+            self._in_opt_ml(job, entry)  # the v3 SDK's drivers use the container's paths
+            return
         workdir = Path(tempfile.mkdtemp(prefix=f"mlops-job-{entry.name[:40]}-", dir=self.work_root))
         try:
             self._execute(job, entry, Workspace(workdir))
@@ -221,6 +222,19 @@ class JobRunner:
             self._finish(job, entry, "Failed", "Failed", reason=f"InternalServerError: {exc}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _in_opt_ml(self, job: Any, entry: _Entry) -> None:
+        workspace = Workspace(opt_ml.ML_ROOT)
+        folders = [workspace.code, workspace.input, workspace.model, workspace.output]
+        try:
+            with opt_ml.claimed(folders):
+                self._execute(job, entry, workspace)
+        except (JobFailed, opt_ml.OptMlError) as exc:
+            reason = str(exc) if isinstance(exc, JobFailed) else f"ClientError: {exc}"
+            self._finish(job, entry, "Failed", "Failed", reason=reason)
+        except Exception as exc:
+            logger.exception("training job %s", entry.name)
+            self._finish(job, entry, "Failed", "Failed", reason=f"InternalServerError: {exc}")
 
     def _execute(self, job: Any, entry: _Entry, workspace: Workspace) -> None:
         s3 = self.clients("s3", entry.region)

@@ -105,7 +105,10 @@ def prepare(job: Any, s3: Any, workspace: Workspace, *, region: str, endpoint_ur
     user_hps = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
     submit_dir = decoded.get("sagemaker_submit_directory")
     program = decoded.get("sagemaker_program")
-    if not submit_dir or not program:
+    entrypoint = list((job.algorithm_specification or {}).get("ContainerEntrypoint") or [])
+    if entrypoint:
+        submit_dir, program = "", ""  # the v3 SDK's sm_drivers / code channels bring the code
+    elif not submit_dir or not program:
         raise JobFailed(
             "ClientError: the local cloud runs script-mode jobs only: hyperparameters "
             "sagemaker_submit_directory (s3://.../code.tar.gz) and sagemaker_program "
@@ -113,12 +116,13 @@ def prepare(job: Any, s3: Any, workspace: Workspace, *, region: str, endpoint_ur
         )
     workspace.create()
 
-    download_code(s3, str(submit_dir), workspace.code)
-    entry_point = workspace.code / str(program)
-    if not entry_point.is_file():
-        raise JobFailed(
-            f"AlgorithmError: the code bundle {submit_dir} has no {program} at its root"
-        )
+    if not entrypoint:
+        download_code(s3, str(submit_dir), workspace.code)
+        entry_point = workspace.code / str(program)
+        if not entry_point.is_file():
+            raise JobFailed(
+                f"AlgorithmError: the code bundle {submit_dir} has no {program} at its root"
+            )
 
     channels: dict[str, dict[str, Any]] = {}
     for channel in job.input_data_config or []:
@@ -141,9 +145,19 @@ def prepare(job: Any, s3: Any, workspace: Workspace, *, region: str, endpoint_ur
         if channel.get("ContentType"):
             channels[name]["ContentType"] = channel["ContentType"]
 
-    resource_config = {
+    instance_type = (job.resource_config or {}).get("InstanceType", "local")
+    resource_config = {  # as SageMaker writes it for one instance
         "current_host": CURRENT_HOST,
+        "current_instance_type": instance_type,
+        "current_group_name": "homogeneousCluster",
         "hosts": [CURRENT_HOST],
+        "instance_groups": [
+            {
+                "instance_group_name": "homogeneousCluster",
+                "instance_type": instance_type,
+                "hosts": [CURRENT_HOST],
+            }
+        ],
         "network_interface_name": "eth0",
     }
     (workspace.config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
@@ -165,6 +179,16 @@ def prepare(job: Any, s3: Any, workspace: Workspace, *, region: str, endpoint_ur
         submit_dir=str(submit_dir),
         resource_config=resource_config,
     )
+    if entrypoint:
+        # ContainerEntrypoint + ContainerArguments, as the container runs them; python3 is
+        # this interpreter (its scikit-learn and pandas): its folder leads the PATH
+        arguments = [
+            str(a) for a in (job.algorithm_specification or {}).get("ContainerArguments") or []
+        ]
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env.pop("PYTHONPATH", None)
+        command = [*entrypoint, *arguments]
+        return Launch(command, env, workspace.root, " ".join(command)[:200])
     return Launch(
         command=[sys.executable, str(entry_point), *args],
         env=env,
