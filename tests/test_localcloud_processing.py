@@ -19,6 +19,9 @@ from mlops.localcloud.processing import PROCESSING_ROOT
 
 BUCKET = "proc"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
+RESOURCES = {
+    "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}
+}
 SPLIT = """
 import argparse, csv, glob, os
 parser = argparse.ArgumentParser()
@@ -70,13 +73,7 @@ def _run(cloud: LocalCloud, name: str, script: str, source: str, **request: Any)
     sm.create_processing_job(
         ProcessingJobName=name,
         RoleArn=ROLE,
-        ProcessingResources={
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "VolumeSizeInGB": 5,
-            }
-        },
+        ProcessingResources=RESOURCES,
         AppSpecification=request.pop(
             "AppSpecification",
             {
@@ -173,13 +170,7 @@ def test_stop_and_the_time_limit_end_the_process_and_its_folders(cloud: LocalClo
     sm.create_processing_job(
         ProcessingJobName="sleepy",
         RoleArn=ROLE,
-        ProcessingResources={
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "VolumeSizeInGB": 5,
-            }
-        },
+        ProcessingResources=RESOURCES,
         AppSpecification={
             "ImageUri": "x",
             "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/sleep.py"],
@@ -276,13 +267,7 @@ def test_a_job_without_inputs_or_outputs_runs(cloud: LocalCloud) -> None:
     sm.create_processing_job(
         ProcessingJobName="bare",
         RoleArn=ROLE,
-        ProcessingResources={
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "VolumeSizeInGB": 5,
-            }
-        },
+        ProcessingResources=RESOURCES,
         AppSpecification={"ImageUri": "x", "ContainerEntrypoint": ["python3", "-c", "print(1)"]},
     )
     assert cloud.wait_idle(30)
@@ -299,13 +284,7 @@ def test_a_job_stopped_while_queued_never_runs(cloud: LocalCloud, tmp_path: Path
         sm.create_processing_job(
             ProcessingJobName=name,
             RoleArn=ROLE,
-            ProcessingResources={
-                "ClusterConfig": {
-                    "InstanceCount": 1,
-                    "InstanceType": "ml.m5.large",
-                    "VolumeSizeInGB": 5,
-                }
-            },
+            ProcessingResources=RESOURCES,
             AppSpecification={
                 "ImageUri": "x",
                 "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/{name}.py"],

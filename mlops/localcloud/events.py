@@ -37,6 +37,15 @@ def _base_event(
     }
 
 
+def sagemaker_job_event(
+    detail_type: str, arn: str, account: str, region: str, detail: dict[str, Any]
+) -> dict[str, Any]:
+    """A SageMaker job's state change (source ``aws.sagemaker``); unset fields left out."""
+    event = _base_event("aws.sagemaker", detail_type, account, region, [arn])
+    event["detail"] = {k: v for k, v in detail.items() if v is not None}
+    return event
+
+
 def _tags(tags: Any) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tags or []}
 

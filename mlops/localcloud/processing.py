@@ -46,7 +46,7 @@ from mlops.localcloud import opt_ml
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, epoch_ms, moto_now
 from mlops.localcloud.children import own_group_dying_with_parent
-from mlops.localcloud.events import _base_event
+from mlops.localcloud.events import sagemaker_job_event
 from mlops.localcloud.job_queue import Entry, JobQueue
 from mlops.localcloud.opt_ml import ML_ROOT
 from mlops.localcloud.state import FAKE_CREDENTIALS
@@ -281,7 +281,6 @@ def _upload(s3: Any, folder: Path, uri: str, kms_key: str | None) -> None:
 
 def state_change_event(job: Any, account: str, region: str) -> dict[str, Any]:
     """ "SageMaker Processing Job State Change": the job's description, times in epoch ms."""
-    event = _base_event("aws.sagemaker", STATE_CHANGE, account, region, [job.arn])
     detail = {
         "ProcessingJobName": job.processing_job_name,
         "ProcessingJobArn": job.arn,
@@ -294,8 +293,7 @@ def state_change_event(job: Any, account: str, region: str) -> dict[str, Any]:
         "ProcessingStartTime": epoch_ms(getattr(job, "processing_start_time", None)),
         "ProcessingEndTime": epoch_ms(job.processing_end_time),
     }
-    event["detail"] = {k: v for k, v in detail.items() if v is not None}
-    return event
+    return sagemaker_job_event(STATE_CHANGE, job.arn, account, region, detail)
 
 
 def install(patcher: Any, runner: Callable[[], ProcessingRunner]) -> None:

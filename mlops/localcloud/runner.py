@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
@@ -209,32 +209,33 @@ class JobRunner:
         if self._closing:
             self._finish(job, entry, "Stopped", "Stopped", reason="the local cloud shut down")
             return
+        try:
+            with self._workspace(job, entry) as workspace:
+                self._execute(job, entry, workspace)
+        except JobFailed as exc:
+            self._finish(job, entry, "Failed", "Failed", reason=str(exc))
+        except opt_ml.OptMlError as exc:
+            self._finish(job, entry, "Failed", "Failed", reason=f"ClientError: {exc}")
+        except Exception as exc:
+            logger.exception("training job %s", entry.name)
+            self._finish(job, entry, "Failed", "Failed", reason=f"InternalServerError: {exc}")
+
+    @contextlib.contextmanager
+    def _workspace(self, job: Any, entry: _Entry) -> Iterator[Workspace]:
+        """A folder of its own, or (a ``ContainerEntrypoint``: the v3 SDK's drivers use
+        the container's paths) the machine's ``/opt/ml``; nothing of it left after."""
         if (job.algorithm_specification or {}).get("ContainerEntrypoint"):
-            self._in_opt_ml(job, entry)  # the v3 SDK's drivers use the container's paths
+            workspace = Workspace(opt_ml.ML_ROOT)
+            with opt_ml.claimed(
+                [workspace.code, workspace.input, workspace.model, workspace.output]
+            ):
+                yield workspace
             return
         workdir = Path(tempfile.mkdtemp(prefix=f"mlops-job-{entry.name[:40]}-", dir=self.work_root))
         try:
-            self._execute(job, entry, Workspace(workdir))
-        except JobFailed as exc:
-            self._finish(job, entry, "Failed", "Failed", reason=str(exc))
-        except Exception as exc:
-            logger.exception("training job %s", entry.name)
-            self._finish(job, entry, "Failed", "Failed", reason=f"InternalServerError: {exc}")
+            yield Workspace(workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def _in_opt_ml(self, job: Any, entry: _Entry) -> None:
-        workspace = Workspace(opt_ml.ML_ROOT)
-        folders = [workspace.code, workspace.input, workspace.model, workspace.output]
-        try:
-            with opt_ml.claimed(folders):
-                self._execute(job, entry, workspace)
-        except (JobFailed, opt_ml.OptMlError) as exc:
-            reason = str(exc) if isinstance(exc, JobFailed) else f"ClientError: {exc}"
-            self._finish(job, entry, "Failed", "Failed", reason=reason)
-        except Exception as exc:
-            logger.exception("training job %s", entry.name)
-            self._finish(job, entry, "Failed", "Failed", reason=f"InternalServerError: {exc}")
 
     def _execute(self, job: Any, entry: _Entry, workspace: Workspace) -> None:
         s3 = self.clients("s3", entry.region)

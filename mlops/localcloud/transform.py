@@ -28,7 +28,7 @@ from lambdas.constants import MODEL_ARCHIVE_SHA256_ENV
 from mlops.errors import MlopsError
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, epoch_ms, moto_now
-from mlops.localcloud.events import _base_event
+from mlops.localcloud.events import sagemaker_job_event
 from mlops.localcloud.job_queue import Entry, JobQueue
 from mlops.localcloud.model_cache import ModelCache
 from mlops.localcloud.transform_records import (
@@ -206,7 +206,6 @@ def run_object(model: Any, data: bytes, job: Any, stop: threading.Event) -> byte
 
 def state_change_event(job: Any, account: str, region: str) -> dict[str, Any]:
     """ "SageMaker Transform Job State Change": the job's description, times in epoch ms."""
-    event = _base_event("aws.sagemaker", STATE_CHANGE, account, region, [job.arn])
     detail = {
         "TransformJobName": job.transform_job_name,
         "TransformJobArn": job.arn,
@@ -219,8 +218,7 @@ def state_change_event(job: Any, account: str, region: str) -> dict[str, Any]:
         "TransformStartTime": epoch_ms(job.transform_start_time),
         "TransformEndTime": epoch_ms(job.transform_end_time),
     }
-    event["detail"] = {k: v for k, v in detail.items() if v is not None}
-    return event
+    return sagemaker_job_event(STATE_CHANGE, job.arn, account, region, detail)
 
 
 def install(patcher: Any, runner: Callable[[], TransformRunner]) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 from mlops.localcloud.activity import Activity
 from mlops.localcloud.awsutil import ClientFactory, epoch_ms, moto_now
-from mlops.localcloud.events import _base_event
+from mlops.localcloud.events import sagemaker_job_event
 from mlops.localcloud.tuning_space import (
     Range,
     grid,
@@ -331,7 +331,6 @@ def update_counters(run: Tuning) -> None:
 
 
 def state_change_event(job: Any, account: str, region: str) -> dict[str, Any]:
-    event = _base_event("aws.sagemaker", STATE_CHANGE, account, region, [job.arn])
     detail = {
         "HyperParameterTuningJobName": job.hyper_parameter_tuning_job_name,
         "HyperParameterTuningJobArn": job.arn,
@@ -343,8 +342,7 @@ def state_change_event(job: Any, account: str, region: str) -> dict[str, Any]:
         "CreationTime": epoch_ms(job.creation_time),
         "HyperParameterTuningEndTime": epoch_ms(job.hyper_parameter_tuning_end_time),
     }
-    event["detail"] = {k: v for k, v in detail.items() if v is not None}
-    return event
+    return sagemaker_job_event(STATE_CHANGE, job.arn, account, region, detail)
 
 
 def _epochs(doc: dict[str, Any] | None) -> dict[str, Any] | None:

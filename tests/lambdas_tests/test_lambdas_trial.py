@@ -66,6 +66,16 @@ def _promote(stack: Stack, context: Any, job: str, f1: float) -> dict[str, Any]:
     return promote.handler(event, context)
 
 
+def _on_trial(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, mode: str = "shadow", **env: str
+) -> tuple[str | None, dict[str, Any]]:
+    """JOB_1 the champion, JOB_2 on trial in ``mode``: (the champion's config, the trial)."""
+    _env(monkeypatch, mode, **env)
+    _promote(stack, context, JOB_1, 0.80)
+    champion_config = endpoint_config_name(stack)
+    return champion_config, _promote(stack, context, JOB_2, 0.86)
+
+
 def _package(stack: Stack, job: str) -> dict[str, Any]:
     sm = stack.clients.sagemaker
     for summary in sm.list_model_packages(ModelPackageGroupName="churn-packages")[
@@ -278,9 +288,7 @@ def test_a_shadow_that_agrees_is_promoted_with_its_numbers_on_the_package(
     update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = update_endpoint_standin
-    _env(monkeypatch, "shadow")
-    _promote(stack, lambda_context, JOB_1, 0.80)
-    _promote(stack, lambda_context, JOB_2, 0.86)
+    _on_trial(stack, lambda_context, monkeypatch)
     alerts(stack)
     ids = [f"req-{i}" for i in range(60)]
     truth = [i % 4 == 0 for i in range(60)]
@@ -318,10 +326,7 @@ def test_a_shadow_that_disagrees_is_withdrawn_and_the_champion_config_restored(
     update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = update_endpoint_standin
-    _env(monkeypatch, "shadow")
-    _promote(stack, lambda_context, JOB_1, 0.80)
-    champion_config = endpoint_config_name(stack)
-    _promote(stack, lambda_context, JOB_2, 0.86)
+    champion_config, _ = _on_trial(stack, lambda_context, monkeypatch)
     alerts(stack)
     ids = [f"req-{i}" for i in range(50)]
     _traffic(stack, c.VARIANT_NAME, [i % 2 for i in range(50)], ids=ids)
@@ -370,9 +375,7 @@ def test_a_newer_challenger_supersedes_the_one_on_trial(
     update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = update_endpoint_standin
-    _env(monkeypatch, "shadow")
-    _promote(stack, lambda_context, JOB_1, 0.80)
-    _promote(stack, lambda_context, JOB_2, 0.86)
+    _on_trial(stack, lambda_context, monkeypatch)
 
     outcome = _promote(stack, lambda_context, JOB_3, 0.90)
 
@@ -390,10 +393,7 @@ def test_a_trial_whose_endpoint_was_changed_by_hand_is_withdrawn(
     update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = update_endpoint_standin
-    _env(monkeypatch, "shadow")
-    _promote(stack, lambda_context, JOB_1, 0.80)
-    champion_config = endpoint_config_name(stack)
-    _promote(stack, lambda_context, JOB_2, 0.86)
+    champion_config, _ = _on_trial(stack, lambda_context, monkeypatch)
     stack.clients.sagemaker.update_endpoint(
         EndpointName=ENDPOINT, EndpointConfigName=champion_config
     )
@@ -432,9 +432,7 @@ def test_a_failed_update_keeps_the_running_trial_and_rejects_only_the_newcomer(
     update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = update_endpoint_standin
-    _env(monkeypatch, "shadow")
-    _promote(stack, lambda_context, JOB_1, 0.80)
-    trial = _promote(stack, lambda_context, JOB_2, 0.86)
+    _, trial = _on_trial(stack, lambda_context, monkeypatch)
     stack.env["_FAIL_UPDATE"] = "endpoint is being updated"
 
     outcome = _promote(stack, lambda_context, JOB_3, 0.90)
@@ -452,10 +450,7 @@ def test_a_retried_promotion_does_not_supersede_itself(
     from lambdas import trial
 
     stack = update_endpoint_standin
-    _env(monkeypatch, "shadow")
-    _promote(stack, lambda_context, JOB_1, 0.80)
-    champion_config = endpoint_config_name(stack)
-    _promote(stack, lambda_context, JOB_2, 0.86)
+    champion_config, _ = _on_trial(stack, lambda_context, monkeypatch)
     package = _package(stack, JOB_2)
 
     again = trial.serve_package(
@@ -482,9 +477,7 @@ def test_a_busy_endpoint_makes_the_check_wait(
     from lambdas_helpers import sagemaker_backend
 
     stack = update_endpoint_standin
-    _env(monkeypatch, "shadow", **{c.ROLLOUT_MIN_REQUESTS: "1"})
-    _promote(stack, lambda_context, JOB_1, 0.80)
-    _promote(stack, lambda_context, JOB_2, 0.86)
+    _on_trial(stack, lambda_context, monkeypatch, **{c.ROLLOUT_MIN_REQUESTS: "1"})
     _traffic(stack, c.CHALLENGER_VARIANT_NAME, [0] * 5)
     sagemaker_backend().endpoints[ENDPOINT].endpoint_status = "Updating"  # e.g. autoscaling
 
@@ -542,9 +535,9 @@ def test_an_unjudged_challenger_variant_is_named(
     update_endpoint_standin: Stack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = update_endpoint_standin
-    _env(monkeypatch, "ab")  # (plain moto keeps production variants, drops shadow ones)
-    _promote(stack, lambda_context, JOB_1, 0.80)
-    _promote(stack, lambda_context, JOB_2, 0.86)
+    _on_trial(
+        stack, lambda_context, monkeypatch, "ab"
+    )  # (plain moto keeps production variants, drops shadow ones)
     package = _package(stack, JOB_2)  # a person rejects it: nothing judges it any more
     stack.clients.sagemaker.update_model_package(
         ModelPackageArn=package["ModelPackageArn"],
